@@ -1,0 +1,128 @@
+"""One place for a run's settings, with the paper's defaults.
+
+A :class:`WaveGANConfig` is written as ``config.json`` into the training directory and read back
+by resume, export and generation, so a run can always be rebuilt exactly. The CLIs take their
+flag defaults from here.
+"""
+
+import dataclasses
+import json
+import os
+
+from wavegan_tf import losses
+from wavegan_tf.gan import WaveGAN
+from wavegan_tf.models import build_discriminator, build_generator
+
+CONFIG_FILENAME = "config.json"
+
+# Fields that fix the shapes of the weights or the meaning of the optimizer state: a resumed run
+# must not change them.
+ARCHITECTURE_FIELDS = (
+    "slice_len", "num_channels", "sample_rate", "model_dim", "latent_dim", "kernel_len",
+    "phase_shuffle", "upsample", "post_proc_filt_len", "batchnorm", "loss",
+)
+
+
+@dataclasses.dataclass
+class WaveGANConfig:
+    """Everything needed to rebuild and continue a run. Defaults are the paper's."""
+
+    # Audio
+    slice_len: int = 16384
+    sample_rate: int = 16000
+    num_channels: int = 1
+    # Architecture
+    model_dim: int = 64
+    latent_dim: int = 100
+    kernel_len: int = 25
+    phase_shuffle: int = 2
+    upsample: str = "zeros"
+    post_proc_filt_len: int = 0
+    batchnorm: bool = False
+    # Objective
+    loss: str = "wgan-gp"
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    clip_value: float = 0.01
+    g_learning_rate: float = 0.0
+    d_learning_rate: float = 0.0
+    # Training
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self):
+        losses.check_loss(self.loss)
+        for name in ("g_learning_rate", "d_learning_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = the loss's default), "
+                                 f"got {name}={getattr(self, name)!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got batch_size={self.batch_size!r}")
+        if self.sample_rate < 1:
+            raise ValueError(f"sample_rate must be >= 1, got sample_rate={self.sample_rate!r}")
+
+    def build_generator(self):
+        return build_generator(
+            latent_dim=self.latent_dim, slice_len=self.slice_len, num_channels=self.num_channels,
+            model_dim=self.model_dim, kernel_len=self.kernel_len, upsample=self.upsample,
+            use_batchnorm=self.batchnorm, post_proc_filt_len=self.post_proc_filt_len)
+
+    def build_discriminator(self):
+        return build_discriminator(
+            slice_len=self.slice_len, num_channels=self.num_channels, model_dim=self.model_dim,
+            kernel_len=self.kernel_len, phase_shuffle_rad=self.phase_shuffle,
+            use_batchnorm=self.batchnorm)
+
+    def build_gan(self):
+        """A compiled :class:`WaveGAN` with fresh G and D and this config's optimizers."""
+        gan = WaveGAN(self.build_generator(), self.build_discriminator(), loss=self.loss,
+                      n_critic=self.n_critic, gp_weight=self.gp_weight,
+                      clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed)
+        g_opt, d_opt = losses.default_optimizers(self.loss)
+        if self.g_learning_rate:
+            g_opt.learning_rate = self.g_learning_rate
+        if self.d_learning_rate:
+            d_opt.learning_rate = self.d_learning_rate
+        gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
+        return gan
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config, naming any unknown key rather than ignoring it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+    def save(self, directory):
+        """Writes ``config.json`` into ``directory`` atomically (temp file, then rename)."""
+        path = os.path.join(directory, CONFIG_FILENAME)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, directory):
+        """Reads ``config.json`` from ``directory``; a clear error when missing or malformed."""
+        path = os.path.join(directory, CONFIG_FILENAME)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no {CONFIG_FILENAME} in {directory!r}: not a training "
+                                    "directory written by train.py")
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read run configuration {path!r}: {err}") from err
+        return cls.from_dict(values)
+
+    def architecture_conflicts(self, other):
+        """Names of architecture fields whose values differ between ``self`` and ``other``."""
+        return [name for name in ARCHITECTURE_FIELDS
+                if getattr(self, name) != getattr(other, name)]

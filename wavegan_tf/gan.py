@@ -1,0 +1,170 @@
+"""The WaveGAN trainer: a ``keras.Model`` whose ``train_step`` runs one WGAN iteration.
+
+One call of ``train_step`` is one generator step: ``n_critic`` discriminator updates, each on its
+own batch of real audio and fresh z ~ U(-1, 1), then one generator update, as in the original
+code. ``model.fit`` therefore counts generator steps.
+
+Feeding the critic: each element of the dataset given to ``fit`` holds the real audio for all
+critic updates of one step, either as ``[n_critic, batch, time, channels]`` (see
+:func:`critic_batches`) or as ``[n_critic * batch, time, channels]``, split in order.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from wavegan_tf import losses
+
+
+@keras.saving.register_keras_serializable(package="wavegan_tf")
+class WaveGAN(keras.Model):
+    """Adversarial training of a generator against a discriminator (critic).
+
+    Args:
+        generator: model mapping z ``[batch, latent_dim]`` to audio ``[batch, time, channels]``.
+        discriminator: model mapping audio to one logit per example ``[batch, 1]``.
+        loss: one of "wgan-gp" (paper default), "wgan", "dcgan", "lsgan".
+        n_critic: discriminator updates per generator update (5 in the paper).
+        gp_weight: lambda of the gradient penalty (10 in the paper; "wgan-gp" only).
+        clip_value: weight-clipping bound for the discriminator ("wgan" only).
+        latent_dim: size of z.
+        seed: optional int seed for z, the penalty's interpolation weights and nothing else.
+    """
+
+    def __init__(self, generator, discriminator, loss="wgan-gp", n_critic=5, gp_weight=10.0,
+                 clip_value=0.01, latent_dim=100, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        losses.check_loss(loss)
+        if int(n_critic) != n_critic or n_critic < 1:
+            raise ValueError(f"n_critic must be a positive integer, got n_critic={n_critic!r}")
+        if gp_weight < 0:
+            raise ValueError(f"gp_weight must be >= 0, got gp_weight={gp_weight!r}")
+        if clip_value <= 0:
+            raise ValueError(f"clip_value must be > 0, got clip_value={clip_value!r}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss_name = loss
+        self.n_critic = int(n_critic)
+        self.gp_weight = float(gp_weight)
+        self.clip_value = float(clip_value)
+        self.latent_dim = int(latent_dim)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="wavegan_seed")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.wasserstein_tracker = keras.metrics.Mean(name="wasserstein")
+        self.gp_tracker = keras.metrics.Mean(name="gp")
+
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """Sets the two optimizers; ``None`` takes the original's optimizer for the loss."""
+        default_g, default_d = losses.default_optimizers(self.loss_name)
+        self.g_optimizer = g_optimizer or default_g
+        self.d_optimizer = d_optimizer or default_d
+        super().compile(**kwargs)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        trackers = [self.d_loss_tracker, self.g_loss_tracker]
+        if self.loss_name in losses.WASSERSTEIN_LOSSES:
+            trackers.append(self.wasserstein_tracker)
+        if self.loss_name == "wgan-gp":
+            trackers.append(self.gp_tracker)
+        return trackers
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def sample_z(self, batch_size):
+        """z ~ U(-1, 1) of shape ``[batch_size, latent_dim]`` from the model's seed generator."""
+        return keras.random.uniform((batch_size, self.latent_dim), -1.0, 1.0,
+                                    seed=self.seed_generator)
+
+    def train_step(self, data):
+        real_batches = self._critic_real_batches(data)
+        for real in real_batches:
+            self._critic_step(real)
+        self._generator_step(ops.shape(real_batches[0])[0])
+        return {m.name: m.result() for m in self.metrics}
+
+    def _critic_real_batches(self, data):
+        """Splits one dataset element into ``n_critic`` real batches (see the module doc)."""
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        if len(data.shape) == 4:
+            if data.shape[0] is not None and data.shape[0] != self.n_critic:
+                raise ValueError(
+                    f"a [n_critic, batch, time, channels] element needs n_critic={self.n_critic} "
+                    f"batches, got shape {tuple(data.shape)}")
+            return [data[i] for i in range(self.n_critic)]
+        if len(data.shape) != 3:
+            raise ValueError(
+                "real audio must be [n_critic, batch, time, channels] or "
+                f"[n_critic * batch, time, channels], got shape {tuple(data.shape)}")
+        if data.shape[0] is not None and data.shape[0] % self.n_critic:
+            raise ValueError(
+                f"a [n_critic * batch, time, channels] element needs a leading size divisible "
+                f"by n_critic={self.n_critic}, got shape {tuple(data.shape)}")
+        return ops.split(data, self.n_critic, axis=0)
+
+    def _critic_step(self, real):
+        batch_size = ops.shape(real)[0]
+        fake = self.generator(self.sample_z(batch_size), training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = losses.discriminator_loss(self.loss_name, real_logits, fake_logits)
+            gp = ops.zeros(())
+            if self.loss_name == "wgan-gp":
+                gp = self._gradient_penalty(real, fake)
+                d_loss = d_loss + self.gp_weight * gp
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+        if self.loss_name == "wgan":
+            for variable in variables:
+                variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
+        self.d_loss_tracker.update_state(d_loss)
+        self.wasserstein_tracker.update_state(ops.mean(real_logits) - ops.mean(fake_logits))
+        self.gp_tracker.update_state(gp)
+
+    def _gradient_penalty(self, real, fake):
+        """WGAN-GP term at x_hat = x + alpha (G(z) - x), alpha ~ U(0, 1) per example."""
+        alpha = keras.random.uniform((ops.shape(real)[0],), 0.0, 1.0, seed=self.seed_generator)
+        x_hat = losses.interpolate(real, fake, alpha)
+        with tf.GradientTape() as tape:
+            tape.watch(x_hat)
+            logits = self.discriminator(x_hat, training=True)
+        return losses.gradient_penalty(tape.gradient(logits, x_hat))
+
+    def _generator_step(self, batch_size):
+        z = self.sample_z(batch_size)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            g_loss = losses.generator_loss(self.loss_name, fake_logits)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        self.g_loss_tracker.update_state(g_loss)
+
+    def get_config(self):
+        return {
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "loss": self.loss_name, "n_critic": self.n_critic, "gp_weight": self.gp_weight,
+            "clip_value": self.clip_value, "latent_dim": self.latent_dim, "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+
+def critic_batches(dataset, n_critic):
+    """Groups a dataset of ``[batch, time, channels]`` batches into ``n_critic``-stacks.
+
+    The result feeds :class:`WaveGAN` so that every critic update sees its own real batch.
+    """
+    return dataset.batch(n_critic, drop_remainder=True)

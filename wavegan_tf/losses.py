@@ -1,0 +1,78 @@
+"""GAN objectives used by WaveGAN, as small pure functions of critic logits.
+
+Every loss is something to minimise. ``wgan-gp`` and ``wgan`` share the Wasserstein critic
+objective; the gradient penalty (``wgan-gp``) and weight clipping (``wgan``) are applied by the
+trainer. Default optimizers are those of the original code for each loss.
+"""
+
+import keras
+from keras import ops
+
+LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan")
+WASSERSTEIN_LOSSES = ("wgan-gp", "wgan")
+
+
+def check_loss(loss):
+    """Raises a ValueError naming ``loss`` unless it is one of :data:`LOSSES`."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got loss={loss!r}")
+
+
+def discriminator_loss(loss, real_logits, fake_logits):
+    """The critic's loss for ``loss`` given D(x) and D(G(z)), without any gradient penalty."""
+    check_loss(loss)
+    if loss in WASSERSTEIN_LOSSES:
+        return ops.mean(fake_logits) - ops.mean(real_logits)
+    if loss == "dcgan":
+        real = _sigmoid_cross_entropy(real_logits, 1.0)
+        fake = _sigmoid_cross_entropy(fake_logits, 0.0)
+        return (real + fake) / 2.0
+    return (ops.mean(ops.square(real_logits - 1.0)) + ops.mean(ops.square(fake_logits))) / 2.0
+
+
+def generator_loss(loss, fake_logits):
+    """The generator's loss for ``loss`` given D(G(z))."""
+    check_loss(loss)
+    if loss in WASSERSTEIN_LOSSES:
+        return -ops.mean(fake_logits)
+    if loss == "dcgan":
+        return _sigmoid_cross_entropy(fake_logits, 1.0)
+    return ops.mean(ops.square(fake_logits - 1.0))
+
+
+def _sigmoid_cross_entropy(logits, target):
+    targets = ops.full_like(logits, target)
+    return ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))
+
+
+def interpolate(real, fake, alpha):
+    """``x_hat = real + alpha * (fake - real)``; ``alpha`` is ``[batch]``, one weight per example."""
+    alpha = ops.reshape(alpha, (-1,) + (1,) * (len(real.shape) - 1))
+    return real + alpha * (fake - real)
+
+
+def gradient_penalty(input_gradients):
+    """WGAN-GP penalty ``mean((||grad||_2 - 1)^2)`` from the critic's gradients w.r.t. x_hat.
+
+    The norm is taken per example over all non-batch axes, as in the original code.
+    """
+    axes = tuple(range(1, len(input_gradients.shape)))
+    slopes = ops.sqrt(ops.sum(ops.square(input_gradients), axis=axes))
+    return ops.mean(ops.square(slopes - 1.0))
+
+
+def default_optimizers(loss):
+    """Fresh ``(generator_optimizer, discriminator_optimizer)`` with the original's settings."""
+    check_loss(loss)
+    return _default_optimizer(loss, "generator"), _default_optimizer(loss, "discriminator")
+
+
+def _default_optimizer(loss, role):
+    name = f"{role}_optimizer"
+    if loss == "wgan-gp":
+        return keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9, name=name)
+    if loss == "wgan":
+        return keras.optimizers.RMSprop(5e-5, name=name)
+    if loss == "dcgan":
+        return keras.optimizers.Adam(2e-4, beta_1=0.5, name=name)
+    return keras.optimizers.RMSprop(1e-4, name=name)

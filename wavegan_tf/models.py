@@ -1,0 +1,145 @@
+"""WaveGAN generator and discriminator as Keras functional models (paper, Tables 2 and 3).
+
+Shapes in the comments are per example for the paper's defaults: d = model_dim = 64,
+c = num_channels = 1, slice_len = 16384. Longer slices follow the original code: the channel
+multiplier is 32 instead of 16 and one extra layer is added (stride 2 for 32768 samples,
+stride 4 for 65536).
+"""
+
+import keras
+from keras import layers
+
+from wavegan_tf.phase_shuffle import PhaseShuffle
+
+SLICE_LENS = (16384, 32768, 65536)
+UPSAMPLE_MODES = ("zeros", "nearest")
+
+
+def _strides(slice_len):
+    """Per-layer strides of G (and, reversed, of D) for a supported ``slice_len``."""
+    if slice_len == 16384:
+        return (4, 4, 4, 4, 4)
+    if slice_len == 32768:
+        return (4, 4, 4, 4, 4, 2)
+    if slice_len == 65536:
+        return (4, 4, 4, 4, 4, 4)
+    raise ValueError(f"slice_len must be one of {SLICE_LENS}, got slice_len={slice_len!r}")
+
+
+def _dim_mul(slice_len):
+    return 16 if slice_len == 16384 else 32
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+
+
+def _upconv(x, filters, kernel_len, stride, upsample, name):
+    """One upsampling step: a transposed conv, or nearest-neighbour resize then a conv."""
+    if upsample == "zeros":
+        return layers.Conv1DTranspose(
+            filters, kernel_len, strides=stride, padding="same", name=name
+        )(x)
+    x = layers.UpSampling1D(stride, name=f"{name}_nearest")(x)
+    return layers.Conv1D(filters, kernel_len, padding="same", name=name)(x)
+
+
+def build_generator(
+    latent_dim=100,
+    slice_len=16384,
+    num_channels=1,
+    model_dim=64,
+    kernel_len=25,
+    upsample="zeros",
+    use_batchnorm=False,
+    post_proc_filt_len=0,
+):
+    """Builds G: z ``[None, latent_dim]`` -> audio ``[None, slice_len, num_channels]`` in [-1, 1].
+
+    Args:
+        latent_dim: size of z (100 in the paper; z ~ U(-1, 1)).
+        slice_len: output length, one of 16384, 32768, 65536.
+        num_channels: audio channels of the output.
+        model_dim: d, the width multiplier (64 in the paper).
+        kernel_len: length of every convolution kernel (25 in the paper).
+        upsample: "zeros" (transposed convolutions, the paper's WaveGAN) or "nearest"
+            (nearest-neighbour upsampling then a stride-1 convolution, the paper's ablation).
+        use_batchnorm: batch normalisation after the dense layer and each hidden upsampling
+            layer (the paper uses none).
+        post_proc_filt_len: if > 0, a learned bias-free filter of this length after tanh
+            (the paper's post-processing filter used 512).
+    """
+    strides = _strides(slice_len)
+    _check_positive(latent_dim=latent_dim, num_channels=num_channels, model_dim=model_dim,
+                    kernel_len=kernel_len)
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got upsample={upsample!r}")
+    if int(post_proc_filt_len) != post_proc_filt_len or post_proc_filt_len < 0:
+        raise ValueError(f"post_proc_filt_len must be >= 0, got {post_proc_filt_len!r}")
+
+    dim_mul = _dim_mul(slice_len)
+    z = keras.Input((latent_dim,), name="z")
+    # [100] -> [16 * 16d] -> [16, 16d]   (32d channels for the longer slices)
+    x = layers.Dense(16 * dim_mul * model_dim, name="z_project")(z)
+    x = layers.Reshape((16, dim_mul * model_dim), name="z_reshape")(x)
+    if use_batchnorm:
+        x = layers.BatchNormalization(name="z_project_bn")(x)
+    x = layers.ReLU(name="z_project_relu")(x)
+
+    # [16, 16d] -> [64, 8d] -> [256, 4d] -> [1024, 2d] -> [4096, d] -> [16384, c]
+    channels = dim_mul * model_dim
+    for i, stride in enumerate(strides):
+        last = i == len(strides) - 1
+        channels //= 2
+        filters = num_channels if last else channels
+        x = _upconv(x, filters, kernel_len, stride, upsample, name=f"upconv_{i}")
+        if last:
+            break
+        if use_batchnorm:
+            x = layers.BatchNormalization(name=f"upconv_{i}_bn")(x)
+        x = layers.ReLU(name=f"upconv_{i}_relu")(x)
+    audio = layers.Activation("tanh", name="tanh")(x)
+
+    if post_proc_filt_len:
+        # [16384, c] -> [16384, c], a learned FIR filter to remove periodic artefacts
+        audio = layers.Conv1D(num_channels, post_proc_filt_len, padding="same", use_bias=False,
+                              name="post_proc_filter")(audio)
+    return keras.Model(z, audio, name="generator")
+
+
+def build_discriminator(
+    slice_len=16384,
+    num_channels=1,
+    model_dim=64,
+    kernel_len=25,
+    phase_shuffle_rad=2,
+    use_batchnorm=False,
+):
+    """Builds D: audio ``[None, slice_len, num_channels]`` -> one logit per example ``[None, 1]``.
+
+    Phase shuffle (``phase_shuffle_rad``; 0 turns it off) follows every convolution except the
+    last, that is the first four for 16384 samples as in the paper. It is active only when the
+    model is called with ``training=True``.
+    """
+    strides = tuple(reversed(_strides(slice_len)))
+    _check_positive(num_channels=num_channels, model_dim=model_dim, kernel_len=kernel_len)
+    if int(phase_shuffle_rad) != phase_shuffle_rad or phase_shuffle_rad < 0:
+        raise ValueError(f"phase_shuffle_rad must be >= 0, got {phase_shuffle_rad!r}")
+
+    x = audio = keras.Input((slice_len, num_channels), name="audio")
+    # [16384, c] -> [4096, d] -> [1024, 2d] -> [256, 4d] -> [64, 8d] -> [16, 16d]
+    # (longer slices: one more layer to [16, 32d])
+    for i, stride in enumerate(strides):
+        x = layers.Conv1D(model_dim * 2**i, kernel_len, strides=stride, padding="same",
+                          name=f"downconv_{i}")(x)
+        if use_batchnorm and i > 0:
+            x = layers.BatchNormalization(name=f"downconv_{i}_bn")(x)
+        x = layers.LeakyReLU(0.2, name=f"downconv_{i}_lrelu")(x)
+        if phase_shuffle_rad and i < len(strides) - 1:
+            x = PhaseShuffle(phase_shuffle_rad, name=f"phase_shuffle_{i}")(x)
+    # [16, 16d] -> [256d] -> [1]
+    x = layers.Flatten(name="flatten")(x)
+    logit = layers.Dense(1, name="logit")(x)
+    return keras.Model(audio, logit, name="discriminator")
