@@ -100,12 +100,13 @@ def build_generator(
         if use_batchnorm:
             x = layers.BatchNormalization(name=f"upconv_{i}_bn")(x)
         x = layers.ReLU(name=f"upconv_{i}_relu")(x)
-    audio = layers.Activation("tanh", name="tanh")(x)
+    # Outputs stay float32 under a mixed-precision policy.
+    audio = layers.Activation("tanh", dtype="float32", name="tanh")(x)
 
     if post_proc_filt_len:
         # [16384, c] -> [16384, c], a learned FIR filter to remove periodic artefacts
         audio = layers.Conv1D(num_channels, post_proc_filt_len, padding="same", use_bias=False,
-                              name="post_proc_filter")(audio)
+                              dtype="float32", name="post_proc_filter")(audio)
     return keras.Model(z, audio, name="generator")
 
 
@@ -141,5 +142,5 @@ def build_discriminator(
             x = PhaseShuffle(phase_shuffle_rad, name=f"phase_shuffle_{i}")(x)
     # [16, 16d] -> [256d] -> [1]
     x = layers.Flatten(name="flatten")(x)
-    logit = layers.Dense(1, name="logit")(x)
+    logit = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(audio, logit, name="discriminator")

@@ -5,9 +5,10 @@ activations by ``k`` steps along time, filling the exposed edge by reflection, s
 unchanged. The critic then cannot rely on the exact phase of periodic artefacts that transposed
 convolutions leave in generated audio.
 
-The layer pads by the static amount ``rad`` on both sides and takes a dynamic slice of static
-size. Unlike a reflect pad by a random amount, both ops compile under XLA (``jit_compile=True``),
-and the output keeps the input's static length so that ``Flatten``/``Dense`` can follow.
+The layer pads by the static amount ``rad`` on both sides, rolls by ``k`` and keeps the middle.
+Unlike a reflect pad by a random amount, these ops compile under XLA (``jit_compile=True``), also
+differentiated twice as the gradient penalty needs, and the output keeps the input's static
+length so that ``Flatten``/``Dense`` can follow.
 """
 
 import keras
@@ -61,13 +62,13 @@ class PhaseShuffle(keras.layers.Layer):
 def shift_with_reflection(x, shift, rad):
     """Returns ``x`` shifted by ``shift`` (a scalar int tensor, ``|shift| <= rad``) along axis 1.
 
-    Reflect-pads by the static ``rad`` on both sides, then slices ``length`` steps starting at
-    ``rad - shift``; the slice size is static, so the result keeps ``x``'s static shape.
+    Reflect-pads by the static ``rad`` on both sides, rolls the padded signal by ``shift`` and
+    keeps the middle ``length`` steps. With ``|shift| <= rad`` nothing wraps around, so this is
+    exactly the original's one-sided reflect pad. Every op has a static pad or slice size, so
+    the static shape is kept, and every op's gradient (and the gradient of that, which the
+    gradient penalty needs) is defined under XLA, unlike a dynamic-size pad or slice.
     """
-    padded = ops.pad(x, [[0, 0], [rad, rad], [0, 0]], mode="reflect")
     length = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
-    start = ops.cast(rad - shift, "int32")
-    zero = ops.zeros((), "int32")
-    batch = ops.shape(x)[0]
-    channels = x.shape[2] if x.shape[2] is not None else ops.shape(x)[2]
-    return ops.slice(padded, ops.stack([zero, start, zero]), (batch, length, channels))
+    padded = ops.pad(x, [[0, 0], [rad, rad], [0, 0]], mode="reflect")
+    rolled = ops.roll(padded, ops.cast(shift, "int32"), axis=1)
+    return rolled[:, rad:rad + length]

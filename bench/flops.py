@@ -1,0 +1,35 @@
+"""Analytic FLOP counts of WaveGAN's convolutions and dense layers, per example and iteration.
+
+A multiply-add counts as 2 FLOPs. Conv1D: 2 * L_out * K * C_in * C_out; Conv1DTranspose:
+2 * L_in * K * C_in * C_out; Dense: 2 * n_in * n_out. Element-wise ops are not counted.
+
+Training multipliers (in units of one forward pass): a backward pass for weights and inputs
+costs 2, for inputs only 1. The gradient penalty costs 6 critic passes: the forward on x_hat (1),
+the input gradient (1), and differentiating both of those with respect to the weights (4).
+"""
+
+import keras
+
+
+def forward_flops(model):
+    """FLOPs of one forward pass of ``model`` for a single example."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv1DTranspose):
+            length_in, channels_in = layer.input.shape[1:]
+            total += 2 * length_in * layer.kernel_size[0] * channels_in * layer.filters
+        elif isinstance(layer, keras.layers.Conv1D):
+            length_out = layer.output.shape[1]
+            channels_in = layer.input.shape[-1]
+            total += 2 * length_out * layer.kernel_size[0] * channels_in * layer.filters
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return total
+
+
+def iteration_flops(generator, discriminator, batch_size, n_critic=5, gradient_penalty=True):
+    """FLOPs of one training iteration: ``n_critic`` critic steps and one generator step."""
+    f_g, f_d = forward_flops(generator), forward_flops(discriminator)
+    critic = f_g + 2 * f_d + 4 * f_d + (6 * f_d if gradient_penalty else 0)
+    gen = 3 * f_g + 2 * f_d
+    return batch_size * (n_critic * critic + gen)

@@ -1,0 +1,139 @@
+"""Benchmark: seconds per WaveGAN training iteration against this machine's matmul peak.
+
+One iteration is ``n_critic`` critic updates and one generator update (the paper's unit). Each
+(size, mode) runs in its own process so that its peak memory (max RSS) is its own. Modes:
+``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
+``mixed_bfloat16`` policy). The fp32 matmul peak is measured in the same run, so the printed
+``peak_ratio`` compares like with like. The last line holds ``name=value`` pairs.
+
+    python bench/train_step.py                          # d=64/batch 64 and d=16/batch 16
+    python bench/train_step.py --sizes 16x16 --modes default,bf16 --iters 3
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("sizes", ["64x64", "16x16"], "model_dim x batch_size pairs to measure.")
+flags.DEFINE_list("modes", ["default", "jit", "bf16"], "Modes: default, jit, bf16.")
+flags.DEFINE_integer("iters", 2, "Timed iterations per measurement (after one warm-up).")
+flags.DEFINE_integer("n_critic", 5, "Critic updates per iteration.")
+flags.DEFINE_string("worker", None, "Internal: run one 'size:mode' measurement and print JSON.")
+
+MODES = ("default", "jit", "bf16")
+
+
+def matmul_peak_gflops(n=2048, repeats=20):
+    """Best observed fp32 matmul throughput of this machine in GFLOP/s.
+
+    The products are chained (each depends on the last) so no two are the same expression and
+    none can be merged or skipped by the graph optimiser.
+    """
+    import tensorflow as tf
+
+    a = tf.random.uniform((n, n))
+    b = tf.random.uniform((n, n), maxval=1.0 / n)
+
+    @tf.function
+    def chain(x):
+        for _ in range(repeats):
+            x = tf.matmul(x, b)
+        return x
+
+    chain(a)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        chain(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 * repeats / best / 1e9
+
+
+def measure(model_dim, batch_size, mode, iters, n_critic):
+    """Times ``iters`` iterations after one warm-up; returns a result dict."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import flops
+    from wavegan_tf import WaveGAN, build_discriminator, build_generator
+
+    if mode == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(0)
+    gan = WaveGAN(build_generator(model_dim=model_dim), build_discriminator(model_dim=model_dim),
+                  n_critic=n_critic, seed=0)
+    gan.compile(jit_compile=(mode == "jit"))
+    real = np.random.default_rng(0).uniform(-1, 1, (n_critic, batch_size, 16384, 1))
+    dataset = tf.data.Dataset.from_tensors(real.astype("float32")).repeat()
+
+    times = []
+    timer = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: times.append(time.perf_counter()))
+    gan.fit(dataset, steps_per_epoch=iters + 1, epochs=1, verbose=0, shuffle=False,
+            callbacks=[timer])
+    sec_per_iter = (times[-1] - times[0]) / iters
+    work = flops.iteration_flops(gan.generator, gan.discriminator, batch_size, n_critic)
+    return {
+        "model_dim": model_dim, "batch_size": batch_size, "mode": mode,
+        "sec_per_iter": sec_per_iter, "gflops": work / sec_per_iter / 1e9,
+        "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_worker(spec):
+    size, mode = spec.split(":")
+    model_dim, batch_size = (int(v) for v in size.split("x"))
+    print(json.dumps(measure(model_dim, batch_size, mode, FLAGS.iters, FLAGS.n_critic)))
+
+
+def run_all():
+    for mode in FLAGS.modes:
+        if mode not in MODES:
+            raise app.UsageError(f"--modes: unknown mode {mode!r}; choose from {MODES}")
+    peak = matmul_peak_gflops()
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
+    summary = {"peak_gflops": round(peak, 1)}
+    for size in FLAGS.sizes:
+        for mode in FLAGS.modes:
+            result = _spawn(f"{size}:{mode}")
+            ratio = result["gflops"] / peak
+            print(f"d={result['model_dim']:<3} batch={result['batch_size']:<3} {mode:<8} "
+                  f"{result['sec_per_iter']:8.2f} s/iter {1 / result['sec_per_iter']:7.3f} it/s "
+                  f"{result['gflops']:7.1f} GFLOP/s ({ratio:.0%} of fp32 peak) "
+                  f"peak mem {result['peak_mem_mb']:.0f} MB", flush=True)
+            key = f"d{result['model_dim']}b{result['batch_size']}_{mode}"
+            summary[f"{key}_sec_per_iter"] = round(result["sec_per_iter"], 3)
+            summary[f"{key}_peak_ratio"] = round(ratio, 3)
+            summary[f"{key}_peak_mem_mb"] = round(result["peak_mem_mb"])
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def _spawn(spec):
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(
+        [sys.executable, os.path.join(here, "train_step.py"), f"--worker={spec}",
+         f"--iters={FLAGS.iters}", f"--n_critic={FLAGS.n_critic}"],
+        check=True, capture_output=True, text=True, env=env, cwd=here)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        run_worker(FLAGS.worker)
+    else:
+        run_all()
+
+
+if __name__ == "__main__":
+    app.run(main)
