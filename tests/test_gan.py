@@ -203,3 +203,33 @@ def test_gradient_penalty_training_step_compiles_under_xla():
     gan.compile(jit_compile=True)
     history = gan.fit(_real_dataset(2), steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["gp"][-1])
+
+
+@pytest.fixture
+def policy():
+    """Sets a global dtype policy for one test and restores float32 afterwards."""
+    def set_policy(name):
+        keras.mixed_precision.set_global_policy(name)
+    yield set_policy
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_bfloat16_trains_with_float32_audio_and_logits(policy):
+    policy("mixed_bfloat16")
+    gan = _tiny_gan("wgan-gp")
+    assert gan.generator.get_layer("upconv_0").compute_dtype == "bfloat16"
+    history = gan.fit(_real_dataset(2), steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+    audio = gan.generator(gan.sample_z(2))
+    assert audio.dtype == tf.float32
+    assert gan.discriminator(audio).dtype == tf.float32
+
+
+def test_mixed_float16_wraps_optimizers_in_loss_scaling(policy):
+    policy("mixed_float16")
+    gan = _tiny_gan("wgan")
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    history = gan.fit(_real_dataset(2), steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+    assert max(np.abs(w).max() for w in gan.discriminator.get_weights()) <= 0.01 + 1e-3

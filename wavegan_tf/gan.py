@@ -56,10 +56,14 @@ class WaveGAN(keras.Model):
         self.gp_tracker = keras.metrics.Mean(name="gp")
 
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
-        """Sets the two optimizers; ``None`` takes the original's optimizer for the loss."""
+        """Sets the two optimizers; ``None`` takes the original's optimizer for the loss.
+
+        Under a ``mixed_float16`` dtype policy the optimizers are wrapped in a
+        ``LossScaleOptimizer`` so that small float16 gradients do not underflow.
+        """
         default_g, default_d = losses.default_optimizers(self.loss_name)
-        self.g_optimizer = g_optimizer or default_g
-        self.d_optimizer = d_optimizer or default_d
+        self.g_optimizer = _with_loss_scaling(g_optimizer or default_g)
+        self.d_optimizer = _with_loss_scaling(d_optimizer or default_d)
         super().compile(**kwargs)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -119,8 +123,10 @@ class WaveGAN(keras.Model):
             if self.loss_name == "wgan-gp":
                 gp = self._gradient_penalty(real, fake)
                 d_loss = d_loss + self.gp_weight * gp
+            scaled_loss = self.d_optimizer.scale_loss(d_loss)
         variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+        grads = tape.gradient(scaled_loss, variables)
+        self.d_optimizer.apply_gradients(zip(grads, variables))
         if self.loss_name == "wgan":
             for variable in variables:
                 variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
@@ -142,8 +148,10 @@ class WaveGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(z, training=True), training=True)
             g_loss = losses.generator_loss(self.loss_name, fake_logits)
+            scaled_loss = self.g_optimizer.scale_loss(g_loss)
         variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        grads = tape.gradient(scaled_loss, variables)
+        self.g_optimizer.apply_gradients(zip(grads, variables))
         self.g_loss_tracker.update_state(g_loss)
 
     def get_config(self):
@@ -160,6 +168,14 @@ class WaveGAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+def _with_loss_scaling(optimizer):
+    """Wraps ``optimizer`` in a LossScaleOptimizer under a float16 policy, else returns it."""
+    float16 = keras.mixed_precision.global_policy().compute_dtype == "float16"
+    if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def critic_batches(dataset, n_critic):
