@@ -1,0 +1,130 @@
+"""Exporting a trained generator as a self-describing TensorFlow SavedModel (and a .keras file).
+
+:func:`export_generator` restores G from the newest checkpoint of a training directory and writes
+``TRAIN_DIR/export/`` (or another folder), which holds:
+
+* a SavedModel loadable with plain ``tf.saved_model.load`` (no wavegan_tf needed) with two
+  signatures, ``serving_default`` (z -> audio) and ``generate`` (count and seed -> audio and z),
+  the audio facts as variables on the loaded object (``loaded.sample_rate.numpy()``) and the same
+  facts plus the run's config in the asset ``assets/wavegan.json``;
+* ``generator.keras``: G alone, for ``keras.saving.load_model``.
+
+The folder is written beside its target under a temporary name and renamed into place, so an
+interrupted export never leaves a half model there and never loses the previous export.
+"""
+
+import json
+import os
+import tempfile
+
+import keras
+import tensorflow as tf
+
+import wavegan_tf
+from wavegan_tf.atomic_files import atomic_output_dir
+from wavegan_tf.checkpoints import load_generator
+
+EXPORT_SUBDIR = "export"
+KERAS_FILENAME = "generator.keras"
+METADATA_FILENAME = "wavegan.json"
+SERVING_SIGNATURE = "serving_default"
+GENERATE_SIGNATURE = "generate"
+# The audio facts stored as attributes of the exported object and in the metadata asset.
+AUDIO_ATTRIBUTES = ("sample_rate", "latent_dim", "slice_len", "num_channels")
+
+
+def default_export_dir(train_dir):
+    return os.path.join(train_dir, EXPORT_SUBDIR)
+
+
+class GeneratorExport(tf.Module):
+    """What the SavedModel holds: G, its audio facts, and the two serving functions.
+
+    Both functions clip the audio to [-1, 1]; G already ends in tanh, so this only matters with
+    the post-processing filter, which may leave that range.
+    """
+
+    def __init__(self, generator, config, step, metadata_path):
+        super().__init__(name="wavegan_generator")
+        self.generator = generator
+        self.sample_rate = _constant_variable(config.sample_rate, tf.int32)
+        self.latent_dim = _constant_variable(config.latent_dim, tf.int32)
+        self.slice_len = _constant_variable(config.slice_len, tf.int32)
+        self.num_channels = _constant_variable(config.num_channels, tf.int32)
+        self.step = _constant_variable(step, tf.int64)
+        self.wavegan_tf_version = _constant_variable(wavegan_tf.__version__, tf.string)
+        self.metadata = tf.saved_model.Asset(metadata_path)
+        self._latent_dim = int(config.latent_dim)
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")])
+        self.generate = tf.function(
+            self._generate,
+            input_signature=[tf.TensorSpec([], tf.int32, name="n"),
+                             tf.TensorSpec([], tf.int64, name="seed")])
+
+    def _audio(self, z):
+        return tf.clip_by_value(self.generator(z, training=False), -1.0, 1.0)
+
+    def _serve(self, z):
+        """audio = G(z) for z ``[batch, latent_dim]``."""
+        return {"audio": self._audio(z)}
+
+    def _generate(self, n, seed):
+        """``n`` clips from z ~ U(-1, 1) drawn statelessly from ``seed`` (same seed, same z)."""
+        tf.debugging.assert_non_negative(n, message="n must be >= 0")
+        z = tf.random.stateless_uniform(
+            tf.stack([n, self._latent_dim]), seed=tf.stack([seed, tf.constant(0, tf.int64)]),
+            minval=-1.0, maxval=1.0, dtype=tf.float32)
+        return {"audio": self._audio(z), "z": z}
+
+    def signatures(self):
+        return {SERVING_SIGNATURE: self.serve, GENERATE_SIGNATURE: self.generate}
+
+
+def _constant_variable(value, dtype):
+    return tf.Variable(value, dtype=dtype, trainable=False)
+
+
+def export_metadata(config, step):
+    """The contents of ``assets/wavegan.json``: audio facts, step, version and the run config."""
+    metadata = {name: getattr(config, name) for name in AUDIO_ATTRIBUTES}
+    metadata.update(step=int(step), wavegan_tf_version=wavegan_tf.__version__,
+                    signatures={SERVING_SIGNATURE: {"inputs": ["z"], "outputs": ["audio"]},
+                                GENERATE_SIGNATURE: {"inputs": ["n", "seed"],
+                                                     "outputs": ["audio", "z"]}},
+                    config=config.to_dict())
+    return metadata
+
+
+def write_export(generator, config, step, directory):
+    """Writes the SavedModel and ``generator.keras`` of ``generator`` into ``directory``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        metadata_path = os.path.join(scratch, METADATA_FILENAME)
+        with open(metadata_path, "w", encoding="utf-8") as f:
+            json.dump(export_metadata(config, step), f, indent=2, sort_keys=True)
+            f.write("\n")
+        module = GeneratorExport(generator, config, step, metadata_path)
+        tf.saved_model.save(module, directory, signatures=module.signatures())
+    keras.saving.save_model(generator, os.path.join(directory, KERAS_FILENAME))
+
+
+def export_generator(train_dir, export_dir=None):
+    """Exports G from the newest checkpoint of ``train_dir``; returns the export folder.
+
+    ``export_dir`` defaults to ``train_dir/export``. The folder is replaced atomically: it is
+    written under a temporary name beside the target and then renamed into place, so a failure
+    leaves any previous export intact. Raises FileNotFoundError when ``train_dir`` has no config
+    or no checkpoint.
+    """
+    config, generator, step = load_generator(train_dir)
+    export_dir = export_dir or default_export_dir(train_dir)
+    with atomic_output_dir(export_dir) as tmp:
+        write_export(generator, config, step, tmp)
+    return export_dir
+
+
+def read_metadata(export_dir):
+    """The parsed ``assets/wavegan.json`` of an export folder."""
+    with open(os.path.join(export_dir, "assets", METADATA_FILENAME), encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,285 @@
+"""Turning a trained generator into WAV files: loading it, choosing z, writing the clips.
+
+A model is given as a training directory (G is restored from its newest checkpoint), as its
+``export/`` folder, or as any SavedModel written by :func:`wavegan_tf.export.export_generator`.
+z is drawn on the host with ``numpy.random.default_rng(seed).uniform(-1, 1)``, so a seed names
+the same z, and therefore the same audio, whichever form of the model is loaded.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from wavegan_tf import wav_io
+from wavegan_tf.atomic_files import atomic_output_file
+from wavegan_tf.checkpoints import load_generator
+from wavegan_tf.config import CONFIG_FILENAME
+from wavegan_tf.export import AUDIO_ATTRIBUTES, SERVING_SIGNATURE
+
+DEFAULT_NUM_CLIPS = 16
+DEFAULT_BATCH_SIZE = 64
+CLIP_FILENAME = "wavegan_{index:0{width}d}.wav"
+CONCAT_FILENAME = "wavegan_all.wav"
+# Silence after each clip in the concatenated file, as in the original code's previews.
+CONCAT_GAP_SECONDS = 0.5
+SAVED_MODEL_FILENAME = "saved_model.pb"
+
+
+class GenerationModel:
+    """A generator that maps z ``[n, latent_dim]`` to audio, plus what is needed to write it.
+
+    Attributes:
+        sample_rate, latent_dim, slice_len, num_channels: the model's audio facts.
+        source: the path it was loaded from.
+        step: the generator step it was trained for.
+    """
+
+    def __init__(self, audio_fn, *, sample_rate, latent_dim, slice_len, num_channels, source,
+                 step):
+        self._audio_fn = audio_fn
+        self.sample_rate = int(sample_rate)
+        self.latent_dim = int(latent_dim)
+        self.slice_len = int(slice_len)
+        self.num_channels = int(num_channels)
+        self.source = source
+        self.step = int(step)
+
+    def generate(self, z, batch_size=DEFAULT_BATCH_SIZE):
+        """Audio ``[n, slice_len, num_channels]`` float32 in [-1, 1] for z ``[n, latent_dim]``.
+
+        z is fed through G ``batch_size`` rows at a time to bound memory.
+        """
+        z = check_z(z, self.latent_dim)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got batch_size={batch_size!r}")
+        batches = [np.asarray(self._audio_fn(tf.constant(z[i:i + batch_size])), np.float32)
+                   for i in range(0, len(z), batch_size)]
+        return np.clip(np.concatenate(batches, axis=0), -1.0, 1.0)
+
+
+def load_model_for_generation(path):
+    """Loads a training directory, its ``export/`` or an exported SavedModel for generation.
+
+    A training directory (it has ``config.json``) is restored from its newest checkpoint; a
+    folder with ``saved_model.pb`` is loaded with ``tf.saved_model.load`` and used through its
+    ``serving_default`` signature. Raises FileNotFoundError for a missing path or a training
+    directory without a checkpoint, and ValueError for a SavedModel that is not a WaveGAN export
+    or a folder that is neither.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model path {path!r} does not exist")
+    if os.path.isfile(os.path.join(path, CONFIG_FILENAME)):
+        return _from_train_dir(path)
+    if os.path.isfile(os.path.join(path, SAVED_MODEL_FILENAME)):
+        return _from_saved_model(path)
+    raise ValueError(
+        f"model path {path!r} is neither a training directory (no {CONFIG_FILENAME}) nor an "
+        f"exported SavedModel (no {SAVED_MODEL_FILENAME})")
+
+
+def _from_train_dir(train_dir):
+    config, generator, step = load_generator(train_dir)
+    return GenerationModel(
+        lambda z: generator(z, training=False), sample_rate=config.sample_rate,
+        latent_dim=config.latent_dim, slice_len=config.slice_len,
+        num_channels=config.num_channels, source=train_dir, step=step)
+
+
+def _from_saved_model(path):
+    loaded = tf.saved_model.load(path)
+    signature = _serving_signature(loaded, path)
+    missing = [name for name in AUDIO_ATTRIBUTES + ("step",) if not hasattr(loaded, name)]
+    if missing:
+        raise ValueError(f"SavedModel {path!r} is not a WaveGAN export: it lacks the attributes "
+                         f"{missing}")
+    facts = {name: int(getattr(loaded, name).numpy()) for name in AUDIO_ATTRIBUTES}
+    z_spec = signature.structured_input_signature[1]["z"]
+    if z_spec.shape[1] != facts["latent_dim"]:
+        raise ValueError(f"SavedModel {path!r}: serving_default takes z of shape {z_spec.shape} "
+                         f"but the model says latent_dim={facts['latent_dim']}")
+    return GenerationModel(lambda z: signature(z=z)["audio"], source=path,
+                           step=int(loaded.step.numpy()), **facts)
+
+
+def _serving_signature(loaded, path):
+    """The ``serving_default`` signature, checked to map ``z`` [None, d] float32 to ``audio``."""
+    expected = ("serving_default(z: float32 [None, latent_dim]) -> "
+                "{'audio': float32 [None, slice_len, num_channels]}")
+    signatures = sorted(loaded.signatures.keys())
+    if SERVING_SIGNATURE not in signatures:
+        raise ValueError(f"SavedModel {path!r} has no {SERVING_SIGNATURE!r} signature (it has "
+                         f"{signatures}); expected {expected}")
+    signature = loaded.signatures[SERVING_SIGNATURE]
+    args, kwargs = signature.structured_input_signature
+    outputs = signature.structured_outputs
+    z_spec = kwargs.get("z")
+    if (args or set(kwargs) != {"z"} or z_spec.dtype != tf.float32 or z_spec.shape.rank != 2
+            or not isinstance(outputs, dict) or "audio" not in outputs
+            or outputs["audio"].shape.rank != 3):
+        inputs = {name: f"{spec.dtype.name} {spec.shape}" for name, spec in kwargs.items()}
+        output_names = sorted(outputs) if isinstance(outputs, dict) else outputs
+        raise ValueError(f"SavedModel {path!r}: its {SERVING_SIGNATURE!r} signature takes "
+                         f"{inputs} and returns {output_names}; expected {expected}")
+    return signature
+
+
+def sample_z(n, latent_dim, seed):
+    """z ~ U(-1, 1) of shape ``[n, latent_dim]`` float32 from ``default_rng(seed)``.
+
+    Row i does not depend on ``n``: the first clips of a larger draw equal a smaller draw.
+    """
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, (n, latent_dim)).astype(np.float32)
+
+
+def interpolate_z(n, latent_dim, seed):
+    """``n`` evenly spaced z on the line from the z of ``seed`` to the z of ``seed + 1``.
+
+    The endpoints are exactly ``sample_z(1, latent_dim, seed)[0]`` and
+    ``sample_z(1, latent_dim, seed + 1)[0]``, the first clips of those seeds.
+    """
+    if n < 2:
+        raise ValueError(f"interpolation needs at least 2 clips, got {n}")
+    start = np.random.default_rng(seed).uniform(-1.0, 1.0, latent_dim)
+    end = np.random.default_rng(seed + 1).uniform(-1.0, 1.0, latent_dim)
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    return ((1.0 - t) * start + t * end).astype(np.float32)
+
+
+def check_z(z, latent_dim, source="z"):
+    """``z`` as float32 after checking it is a finite ``[n >= 1, latent_dim]`` array."""
+    z = np.asarray(z)
+    if z.ndim != 2 or z.shape[0] < 1 or z.shape[1] != latent_dim:
+        raise ValueError(f"{source} must have shape [n >= 1, latent_dim={latent_dim}], "
+                         f"got {z.shape}")
+    if not np.issubdtype(z.dtype, np.number) or not np.all(np.isfinite(z)):
+        raise ValueError(f"{source} must hold finite numbers (dtype {z.dtype})")
+    return z.astype(np.float32)
+
+
+def load_z(path):
+    """Reads a ``.npy`` of z vectors ``[n, latent_dim]`` (checked against a model later)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"z file {path!r} does not exist")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read z file {path!r} as a .npy array: {err}") from err
+    if z.ndim != 2 or z.shape[0] < 1:
+        raise ValueError(f"z file {path!r} must hold an array [n >= 1, latent_dim], "
+                         f"got shape {z.shape}")
+    return z
+
+
+def save_z(path, z):
+    """Writes z to a ``.npy`` file atomically."""
+    with atomic_output_file(path, suffix=".npy") as tmp:
+        np.save(tmp, np.asarray(z, np.float32))
+    return path
+
+
+def clip_paths(out_dir, n):
+    """``out_dir/wavegan_0000.wav`` ... for ``n`` clips (wider numbers past 10000 clips)."""
+    width = max(4, len(str(n - 1)))
+    return [os.path.join(out_dir, CLIP_FILENAME.format(index=i, width=width)) for i in range(n)]
+
+
+def concatenate_clips(audio, sample_rate):
+    """All clips ``[n, time, channels]`` in one ``[n * (time + gap), channels]`` track.
+
+    Each clip is followed by ``CONCAT_GAP_SECONDS`` of silence, as in the original previews.
+    """
+    gap = int(round(CONCAT_GAP_SECONDS * sample_rate))
+    padded = np.pad(audio, ((0, 0), (0, gap), (0, 0)))
+    return padded.reshape(-1, audio.shape[-1])
+
+
+def ensure_writable_dir(directory):
+    """Creates ``directory`` if needed and checks a file can be created in it."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise OSError(f"cannot write to output directory {directory!r}: "
+                      f"{err.strerror or err}") from err
+
+
+def check_not_existing(paths):
+    """Raises FileExistsError naming the first of ``paths`` that already exists."""
+    for path in paths:
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path!r} already exists; pass --overwrite to replace "
+                                  "existing files")
+
+
+def choose_z(latent_dim, *, n=None, seed=0, interpolate=0):
+    """Seeded z: ``interpolate`` clips between two seeds' z if set, else ``n`` random rows."""
+    if interpolate:
+        return interpolate_z(interpolate, latent_dim, seed)
+    return sample_z(DEFAULT_NUM_CLIPS if n is None else n, latent_dim, seed)
+
+
+def check_options(*, n, seed, batch_size, z_in, interpolate):
+    """Rejects contradictory or out-of-range generation options with a clear message."""
+    if z_in is not None and interpolate:
+        raise ValueError("--z_in and --interpolate are exclusive: give one source of z")
+    if n is not None and (z_in is not None or interpolate):
+        raise ValueError("--n is not used with --z_in or --interpolate (they fix the count)")
+    if n is not None and n < 1:
+        raise ValueError(f"--n must be >= 1, got {n}")
+    if interpolate != 0 and interpolate < 2:
+        raise ValueError(f"--interpolate needs at least 2 clips (0 turns it off), "
+                         f"got {interpolate}")
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    if batch_size < 1:
+        raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+
+
+def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_SIZE, z_in=None,
+                   z_out=None, interpolate=0, concat=False, overwrite=False):
+    """Generates clips with the model at path ``model`` and writes them as 16-bit WAVs.
+
+    The arguments are those of ``generate.py``. z comes from the ``.npy`` file ``z_in``
+    (``[n, latent_dim]``), from ``interpolate`` clips between the z of ``seed`` and
+    ``seed + 1``, or else from ``n`` (default 16) random rows for ``seed``. Writes
+    ``out_dir/wavegan_0000.wav`` ..., with ``concat`` also ``out_dir/wavegan_all.wav``, and
+    with ``z_out`` (a ``.npy`` path) the z used. Nothing is overwritten unless ``overwrite``;
+    every file is written atomically. Returns the paths written.
+    """
+    check_options(n=n, seed=seed, batch_size=batch_size, z_in=z_in, interpolate=interpolate)
+    generator = load_model_for_generation(model)
+    if z_in is not None:
+        z = check_z(load_z(z_in), generator.latent_dim, source=f"z file {z_in!r}")
+    else:
+        z = choose_z(generator.latent_dim, n=n, seed=seed, interpolate=interpolate)
+    wav_paths, concat_path = prepare_outputs(out_dir, len(z), concat=concat, z_out=z_out,
+                                             overwrite=overwrite)
+    audio = generator.generate(z, batch_size=batch_size)
+    for path, clip in zip(wav_paths, audio):
+        wav_io.write_wav(path, clip, generator.sample_rate)
+    written = list(wav_paths)
+    if concat_path is not None:
+        written.append(wav_io.write_wav(concat_path,
+                                        concatenate_clips(audio, generator.sample_rate),
+                                        generator.sample_rate))
+    if z_out is not None:
+        written.append(save_z(z_out, z))
+    return written
+
+
+def prepare_outputs(out_dir, count, *, concat, z_out, overwrite):
+    """Checks the output folders are writable and, unless ``overwrite``, that no file exists.
+
+    Returns the clip paths and the concatenated file's path (None without ``concat``).
+    """
+    ensure_writable_dir(out_dir)
+    if z_out is not None:
+        ensure_writable_dir(os.path.dirname(os.path.abspath(z_out)))
+    wav_paths = clip_paths(out_dir, count)
+    concat_path = os.path.join(out_dir, CONCAT_FILENAME) if concat else None
+    if not overwrite:
+        check_not_existing(wav_paths + [p for p in (concat_path, z_out) if p is not None])
+    return wav_paths, concat_path
