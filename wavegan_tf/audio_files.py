@@ -1,0 +1,230 @@
+"""Finding and decoding the audio files of a folder, and reporting the ones that cannot be used.
+
+Training data are whatever folder of sounds a user has, so one bad file must not stop a run: a
+file that cannot be used is skipped with one warning line naming it and the reason, and a summary
+``N files used, M skipped`` follows. Decoding goes through libsndfile (``soundfile``), resampling
+through soxr.
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+import re
+
+import numpy as np
+import soundfile as sf
+import soxr
+from absl import logging
+
+_BASE_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+
+# libsndfile notes a WAV whose data chunk is longer than the file as "data : 32000 (should be 16)".
+_DATA_LENGTH_NOTE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# Writers that stream to a pipe cannot fill in the data length and leave one of these instead.
+_UNKNOWN_DATA_LENGTHS = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+
+
+def audio_extensions():
+    """File extensions read as audio (lower case); mp3 only where libsndfile can decode it."""
+    if "MP3" in sf.available_formats():
+        return _BASE_EXTENSIONS + (".mp3",)
+    return _BASE_EXTENSIONS
+
+
+class AudioFileError(Exception):
+    """A file that cannot be used as training audio; the message is the reason."""
+
+
+@dataclasses.dataclass
+class ScanReport:
+    """What a scan of a data folder found.
+
+    Attributes:
+      data_dir: the folder scanned.
+      used: paths of the files that decoded cleanly, sorted.
+      skipped: ``(path, reason)`` for every audio-named file that could not be used.
+      ignored: number of files whose extension is not an audio extension.
+      lengths: samples per used file at the target sample rate (same order as ``used``).
+      audio: decoded ``[samples, channels]`` float32 arrays when the scan was asked to keep them.
+    """
+
+    data_dir: str
+    used: list
+    skipped: list
+    ignored: int
+    lengths: list
+    audio: list = dataclasses.field(default=None, repr=False)
+
+    def summary(self):
+        return f"{len(self.used)} files used, {len(self.skipped)} skipped"
+
+
+def find_audio_files(data_dir):
+    """Audio files under ``data_dir`` (recursive, sorted) and the number of other files."""
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(
+            f"data folder {data_dir!r} does not exist (looked for audio files with extensions "
+            f"{', '.join(audio_extensions())})")
+    extensions = audio_extensions()
+    found, ignored = [], 0
+    for root, dirs, files in os.walk(data_dir, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() in extensions:
+                found.append(os.path.join(root, name))
+            else:
+                ignored += 1
+    return sorted(found), ignored
+
+
+def probe_audio_file(path, sample_rate):
+    """Samples of ``path`` once resampled to ``sample_rate``, from its header alone."""
+    try:
+        info = sf.info(path)
+    except Exception as error:  # libsndfile reports every kind of bad file; the reason is kept
+        raise AudioFileError(_describe(error)) from None
+    if info.frames <= 0:
+        raise AudioFileError("no audio frames (empty file)")
+    _check_not_truncated(info)
+    return _resampled_length(info.frames, info.samplerate, sample_rate)
+
+
+def decode_audio_file(path, sample_rate, num_channels):
+    """``[samples, num_channels]`` float32 audio of ``path`` at ``sample_rate``.
+
+    Integer formats decode to [-1, 1). Stereo (or more) is averaged to mono when one channel is
+    asked for; mono is duplicated to fill more channels; otherwise the first ``num_channels``
+    channels are kept. Raises :class:`AudioFileError` for anything unusable.
+    """
+    try:
+        with sf.SoundFile(path) as f:
+            file_rate = f.samplerate
+            _check_not_truncated(f)
+            audio = f.read(dtype="float32", always_2d=True)
+    except AudioFileError:
+        raise
+    except Exception as error:  # libsndfile reports every kind of bad file; the reason is kept
+        raise AudioFileError(_describe(error)) from None
+    if audio.shape[0] == 0:
+        raise AudioFileError("no audio frames (empty file)")
+    if not np.all(np.isfinite(audio)):
+        raise AudioFileError("contains NaN or infinite samples")
+    audio = _match_channels(audio, num_channels)
+    if file_rate != sample_rate:
+        audio = soxr.resample(audio, file_rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def scan_audio_folder(data_dir, sample_rate=16000, num_channels=1, decode=True, keep_audio=False,
+                      load=None, max_audio_bytes=None, num_workers=None):
+    """Find the audio under ``data_dir``, check every file and log what will be used.
+
+    Every file's header is read; with ``decode`` (the default) every file is also decoded, which
+    is the only way to find truncated data or NaN samples. One warning line is logged per skipped
+    file, then the summary ``N files used, M skipped``.
+
+    Args:
+      data_dir: folder searched recursively.
+      sample_rate, num_channels: target format (decides ``lengths`` and the decoded arrays).
+      decode: decode every file (True) or only read headers (False).
+      keep_audio: keep the decoded arrays in ``report.audio``.
+      load: ``load(path) -> array`` used instead of :func:`decode_audio_file` (e.g. a cache).
+      max_audio_bytes: if the decoded audio of the usable files would exceed this many bytes a
+        ValueError is raised before decoding.
+      num_workers: decoding threads (libsndfile and soxr release the GIL); default: CPU count.
+
+    Raises:
+      FileNotFoundError: ``data_dir`` does not exist.
+      ValueError: no usable audio, or the audio would exceed ``max_audio_bytes``.
+    """
+    paths, ignored = find_audio_files(data_dir)
+    workers = num_workers or os.cpu_count() or 1
+    skipped = []
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        probed = _try_each(pool, lambda p: probe_audio_file(p, sample_rate), paths, skipped)
+        if max_audio_bytes is not None:
+            _check_fits(data_dir, probed, num_channels, max_audio_bytes)
+        used, lengths, audio = [p for p, _ in probed], [n for _, n in probed], None
+        if decode:
+            load = load or (lambda p: decode_audio_file(p, sample_rate, num_channels))
+            decoded = _try_each(pool, load, used, skipped)
+            used = [p for p, _ in decoded]
+            lengths = [a.shape[0] for _, a in decoded]
+            audio = [a for _, a in decoded] if keep_audio else None
+    skipped.sort()
+    report = ScanReport(data_dir, used, skipped, ignored, lengths, audio)
+    _log_report(report)
+    if not used:
+        raise ValueError(
+            f"no usable audio in {data_dir!r} (looked for extensions "
+            f"{', '.join(audio_extensions())} recursively; {len(skipped)} skipped, "
+            f"{ignored} other files ignored)")
+    return report
+
+
+def _try_each(pool, fn, paths, skipped):
+    """``[(path, fn(path))]`` for the paths where ``fn`` succeeds; failures go to ``skipped``."""
+    def attempt(path):
+        try:
+            return fn(path), None
+        except AudioFileError as error:
+            return None, str(error)
+
+    results = []
+    for path, (value, reason) in zip(paths, pool.map(attempt, paths)):
+        if reason is None:
+            results.append((path, value))
+        else:
+            skipped.append((path, reason))
+    return results
+
+
+def _check_fits(data_dir, probed, num_channels, max_audio_bytes):
+    needed = sum(n for _, n in probed) * num_channels * 4
+    if needed > max_audio_bytes:
+        raise ValueError(
+            f"the decoded audio of {data_dir!r} needs {needed / 2**30:.2f} GiB ({needed} bytes) "
+            f"of memory, more than max_cache_bytes={max_audio_bytes}; raise max_cache_bytes "
+            f"(an audio_dataset argument), or use less audio or a lower sample rate")
+
+
+def _log_report(report):
+    for path, reason in report.skipped:
+        logging.warning("Skipping %s: %s", path, reason)
+    logging.info("%s: %s (%d non-audio files ignored)", report.data_dir, report.summary(),
+                 report.ignored)
+
+
+def _check_not_truncated(info):
+    """Raise if libsndfile noted that a WAV's data chunk runs past the end of the file."""
+    note = _DATA_LENGTH_NOTE.search(info.extra_info)
+    if note:
+        declared, present = int(note.group(1)), int(note.group(2))
+        if declared > present and declared not in _UNKNOWN_DATA_LENGTHS:
+            raise AudioFileError(
+                f"truncated: header declares {declared} bytes of audio data, file holds {present}")
+
+
+def _match_channels(audio, num_channels):
+    have = audio.shape[1]
+    if have == num_channels:
+        return audio
+    if num_channels == 1:
+        return audio.mean(axis=1, keepdims=True)
+    if have == 1:
+        return np.repeat(audio, num_channels, axis=1)
+    if have > num_channels:
+        return audio[:, :num_channels]
+    raise AudioFileError(f"has {have} channels, cannot make {num_channels} from them")
+
+
+def _resampled_length(frames, file_rate, sample_rate):
+    return int(frames) if file_rate == sample_rate else int(
+        np.ceil(frames * sample_rate / file_rate))
+
+
+def _describe(error):
+    text = str(error).strip() or type(error).__name__
+    return f"cannot decode ({text})"
