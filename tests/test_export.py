@@ -242,3 +242,22 @@ def test_export_without_checkpoint_says_to_train_first(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint in .*checkpoints.*train first"):
         export.export_generator(str(tmp_path))
     assert not os.path.exists(tmp_path / "export")
+
+
+def test_bfloat16_export_stays_close_to_float32_and_says_its_precision(
+        train_dir, generator, z, tmp_path):
+    path = export.export_generator(train_dir, str(tmp_path / "bf16"), precision="bfloat16")
+    loaded = tf.saved_model.load(path)
+    audio = loaded.signatures["serving_default"](z=tf.constant(z))["audio"]
+    assert audio.dtype == tf.float32
+    assert loaded.precision.numpy() == b"bfloat16"
+    assert export.read_metadata(path)["precision"] == "bfloat16"
+    reference = generator(z).numpy()
+    error = np.abs(audio.numpy() - reference).max()
+    assert 0 < error < 0.05 * max(np.abs(reference).max(), 1e-3)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_unknown_export_precision_is_rejected(train_dir, tmp_path):
+    with pytest.raises(ValueError, match="precision='float16'"):
+        export.export_generator(train_dir, str(tmp_path / "x"), precision="float16")

@@ -13,6 +13,7 @@ The folder is written beside its target under a temporary name and renamed into 
 interrupted export never leaves a half model there and never loses the previous export.
 """
 
+import contextlib
 import json
 import os
 import tempfile
@@ -31,6 +32,10 @@ SERVING_SIGNATURE = "serving_default"
 GENERATE_SIGNATURE = "generate"
 # The audio facts stored as attributes of the exported object and in the metadata asset.
 AUDIO_ATTRIBUTES = ("sample_rate", "latent_dim", "slice_len", "num_channels")
+# Compute precision of an export -> the Keras dtype policy G is rebuilt under. Weights stay
+# float32 in the checkpoint; "bfloat16" runs the convolutions in bfloat16 (faster on CPUs with
+# AVX512_BF16 and on recent accelerators) while z and audio stay float32.
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 def default_export_dir(train_dir):
@@ -44,7 +49,7 @@ class GeneratorExport(tf.Module):
     the post-processing filter, which may leave that range.
     """
 
-    def __init__(self, generator, config, step, metadata_path):
+    def __init__(self, generator, config, step, metadata_path, precision="float32"):
         super().__init__(name="wavegan_generator")
         self.generator = generator
         self.sample_rate = _constant_variable(config.sample_rate, tf.int32)
@@ -53,6 +58,7 @@ class GeneratorExport(tf.Module):
         self.num_channels = _constant_variable(config.num_channels, tf.int32)
         self.step = _constant_variable(step, tf.int64)
         self.wavegan_tf_version = _constant_variable(wavegan_tf.__version__, tf.string)
+        self.precision = _constant_variable(precision, tf.string)
         self.metadata = tf.saved_model.Asset(metadata_path)
         self._latent_dim = int(config.latent_dim)
         self.serve = tf.function(
@@ -86,10 +92,11 @@ def _constant_variable(value, dtype):
     return tf.Variable(value, dtype=dtype, trainable=False)
 
 
-def export_metadata(config, step):
+def export_metadata(config, step, precision="float32"):
     """The contents of ``assets/wavegan.json``: audio facts, step, version and the run config."""
     metadata = {name: getattr(config, name) for name in AUDIO_ATTRIBUTES}
     metadata.update(step=int(step), wavegan_tf_version=wavegan_tf.__version__,
+                    precision=precision,
                     signatures={SERVING_SIGNATURE: {"inputs": ["z"], "outputs": ["audio"]},
                                 GENERATE_SIGNATURE: {"inputs": ["n", "seed"],
                                                      "outputs": ["audio", "z"]}},
@@ -97,31 +104,47 @@ def export_metadata(config, step):
     return metadata
 
 
-def write_export(generator, config, step, directory):
+def write_export(generator, config, step, directory, precision="float32"):
     """Writes the SavedModel and ``generator.keras`` of ``generator`` into ``directory``."""
     with tempfile.TemporaryDirectory() as scratch:
         metadata_path = os.path.join(scratch, METADATA_FILENAME)
         with open(metadata_path, "w", encoding="utf-8") as f:
-            json.dump(export_metadata(config, step), f, indent=2, sort_keys=True)
+            json.dump(export_metadata(config, step, precision), f, indent=2, sort_keys=True)
             f.write("\n")
-        module = GeneratorExport(generator, config, step, metadata_path)
+        module = GeneratorExport(generator, config, step, metadata_path, precision)
         tf.saved_model.save(module, directory, signatures=module.signatures())
     keras.saving.save_model(generator, os.path.join(directory, KERAS_FILENAME))
 
 
-def export_generator(train_dir, export_dir=None):
+def export_generator(train_dir, export_dir=None, precision="float32"):
     """Exports G from the newest checkpoint of ``train_dir``; returns the export folder.
 
-    ``export_dir`` defaults to ``train_dir/export``. The folder is replaced atomically: it is
-    written under a temporary name beside the target and then renamed into place, so a failure
-    leaves any previous export intact. Raises FileNotFoundError when ``train_dir`` has no config
-    or no checkpoint.
+    ``export_dir`` defaults to ``train_dir/export``. ``precision`` is one of :data:`PRECISIONS`:
+    "bfloat16" gives a faster export whose audio differs slightly from the float32 one. The
+    folder is replaced atomically: it is written under a temporary name beside the target and
+    then renamed into place, so a failure leaves any previous export intact. Raises
+    FileNotFoundError when ``train_dir`` has no config or no checkpoint.
     """
-    config, generator, step = load_generator(train_dir)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, "
+                         f"got precision={precision!r}")
+    with _global_dtype_policy(PRECISIONS[precision]):
+        config, generator, step = load_generator(train_dir)
     export_dir = export_dir or default_export_dir(train_dir)
     with atomic_output_dir(export_dir) as tmp:
-        write_export(generator, config, step, tmp)
+        write_export(generator, config, step, tmp, precision)
     return export_dir
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(name):
+    """Builds layers under the Keras dtype policy ``name``, then restores the previous one."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def read_metadata(export_dir):
