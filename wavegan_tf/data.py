@@ -23,7 +23,7 @@ _CACHE_VERSION = 1
 def audio_dataset(data_dir, slice_len=16384, sample_rate=16000, num_channels=1, batch_size=64,
                   first_slice=False, overlap_ratio=0.0, pad_end=False, normalize=True,
                   shuffle=True, seed=None, cache="memory", repeat=True,
-                  max_cache_bytes=4 * 2**30):
+                  max_cache_bytes=4 * 2**30, num_shards=1, shard_index=0):
     """A ``tf.data.Dataset`` of float32 batches ``[batch_size, slice_len, num_channels]``.
 
     Files are found recursively under ``data_dir`` (wav, flac, ogg, aiff/aif, and mp3 where
@@ -52,6 +52,9 @@ def audio_dataset(data_dir, slice_len=16384, sample_rate=16000, num_channels=1, 
       repeat: True gives an endless dataset with new offsets and order every pass; False one pass.
       max_cache_bytes: most memory the decoded audio may take; checked from the file headers
         before anything is decoded.
+      num_shards, shard_index: keep only the usable files ``shard_index::num_shards`` (in sorted
+        path order), so that each of ``num_shards`` workers trains on its own files. Every
+        worker still decodes the whole folder once; only its shard is kept.
 
     Raises:
       ValueError: a bad argument (naming it), no usable audio, audio larger than
@@ -61,7 +64,7 @@ def audio_dataset(data_dir, slice_len=16384, sample_rate=16000, num_channels=1, 
     hop = _check_args(slice_len, sample_rate, num_channels, batch_size, overlap_ratio, cache,
                       max_cache_bytes)
     store = load_audio_store(data_dir, sample_rate, num_channels, normalize, cache,
-                             max_cache_bytes)
+                             max_cache_bytes, num_shards, shard_index)
     fewest = int(slicing.num_windows(
         store.lengths, slice_len, hop, pad_end, first_slice,
         slicing.max_offset(store.lengths, slice_len, hop) - 1).sum())
@@ -85,21 +88,32 @@ class AudioStore:
 
 
 def load_audio_store(data_dir, sample_rate=16000, num_channels=1, normalize=True,
-                     cache="memory", max_cache_bytes=4 * 2**30):
-    """Decode (or load from the disk cache) the usable audio of ``data_dir`` into one array."""
+                     cache="memory", max_cache_bytes=4 * 2**30, num_shards=1, shard_index=0):
+    """Decode (or load from the disk cache) the usable audio of ``data_dir`` into one array.
+
+    With ``num_shards > 1`` only the files ``shard_index::num_shards`` are kept.
+    """
+    _check_shard(num_shards, shard_index)
     load = None
     if cache != "memory":
         load = lambda p: _cached_decode(cache, p, sample_rate, num_channels)  # noqa: E731
     report = audio_files.scan_audio_folder(data_dir, sample_rate, num_channels, keep_audio=True,
                                            load=load, max_audio_bytes=max_cache_bytes)
+    parts, lengths, paths = report.audio, report.lengths, report.used
+    report.audio = None
+    if num_shards > 1:
+        if len(paths) < num_shards:
+            raise ValueError(
+                f"{data_dir!r} has {len(paths)} usable files, fewer than num_shards={num_shards}: "
+                "every shard needs at least one file")
+        keep = slice(shard_index, None, num_shards)
+        parts, lengths, paths = parts[keep], lengths[keep], paths[keep]
     if normalize:
-        for part in report.audio:
+        for part in parts:
             peak = np.abs(part).max()
             if peak > 0:
                 part /= peak
-    audio = np.concatenate(report.audio)
-    report.audio = None
-    return AudioStore(audio, report.lengths, report.used)
+    return AudioStore(np.concatenate(parts), lengths, paths)
 
 
 def window_table(lengths, slice_len, hop, pad_end, first_slice, offsets):
@@ -198,6 +212,16 @@ def _base_seed(seed):
     if isinstance(seed, bool) or int(seed) != seed:
         raise ValueError(f"seed must be an integer or None, got {seed!r}")
     return int(seed)
+
+
+def _check_shard(num_shards, shard_index):
+    """ValueError unless ``0 <= shard_index < num_shards`` are integers."""
+    for name, value in (("num_shards", num_shards), ("shard_index", shard_index)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer, got {name}={value!r}")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"need num_shards >= 1 and 0 <= shard_index < num_shards, got "
+                         f"num_shards={num_shards!r}, shard_index={shard_index!r}")
 
 
 def _check_args(slice_len, sample_rate, num_channels, batch_size, overlap_ratio, cache,

@@ -7,6 +7,15 @@ code. ``model.fit`` therefore counts generator steps.
 Feeding the critic: each element of the dataset given to ``fit`` holds the real audio for all
 critic updates of one step, either as ``[n_critic, batch, time, channels]`` (see
 :func:`critic_batches`) or as ``[n_critic * batch, time, channels]``, split in order.
+
+Under a ``tf.distribute`` strategy (build the model in ``strategy.scope()`` and feed it a dataset
+from :mod:`wavegan_tf.distribute`) each replica runs ``train_step`` on its share of the global
+batch. Keras optimizers sum the replicas' gradients, so every loss is divided by the number of
+replicas before differentiation: the update is that of the global-batch mean. The metrics track
+the undivided per-replica means and Keras averages them over replicas. z, the penalty's
+interpolation weights and the phase-shuffle shifts are drawn for the global batch from seed
+generators that advance in step on every replica, and each replica keeps its own rows: replicas
+see different z, and a step on R replicas equals a single-device step on the same global batch.
 """
 
 import keras
@@ -54,6 +63,9 @@ class WaveGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.wasserstein_tracker = keras.metrics.Mean(name="wasserstein")
         self.gp_tracker = keras.metrics.Mean(name="gp")
+        # G and D are built functional models; marking the trainer built stops fit under a
+        # tf.distribute strategy from tracing call() on a real batch to build it.
+        self.built = True
 
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         """Sets the two optimizers; ``None`` takes the original's optimizer for the loss.
@@ -81,16 +93,28 @@ class WaveGAN(keras.Model):
         return self.generator(z, training=training)
 
     def sample_z(self, batch_size):
-        """z ~ U(-1, 1) of shape ``[batch_size, latent_dim]`` from the model's seed generator."""
-        return keras.random.uniform((batch_size, self.latent_dim), -1.0, 1.0,
-                                    seed=self.seed_generator)
+        """z ~ U(-1, 1) of shape ``[batch_size, latent_dim]`` from the model's seed generator.
+
+        Inside a replica of a distribution strategy ``batch_size`` is the replica's share: the
+        draw is made for the global batch and the replica's own rows are returned.
+        """
+        return _replica_rows(batch_size, lambda n: keras.random.uniform(
+            (n, self.latent_dim), -1.0, 1.0, seed=self.seed_generator))
+
+    def sample_alpha(self, batch_size):
+        """The penalty's interpolation weights, alpha ~ U(0, 1), one per example (as z)."""
+        return _replica_rows(batch_size, lambda n: keras.random.uniform(
+            (n,), 0.0, 1.0, seed=self.seed_generator))
 
     def train_step(self, data):
         real_batches = self._critic_real_batches(data)
         for real in real_batches:
             self._critic_step(real)
         self._generator_step(ops.shape(real_batches[0])[0])
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if _fit_reduces_along_axis_0(tf.distribute.get_strategy()):
+            results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
+        return results
 
     def _critic_real_batches(self, data):
         """Splits one dataset element into ``n_critic`` real batches (see the module doc)."""
@@ -123,7 +147,7 @@ class WaveGAN(keras.Model):
             if self.loss_name == "wgan-gp":
                 gp = self._gradient_penalty(real, fake)
                 d_loss = d_loss + self.gp_weight * gp
-            scaled_loss = self.d_optimizer.scale_loss(d_loss)
+            scaled_loss = self.d_optimizer.scale_loss(_replica_share(d_loss))
         variables = self.discriminator.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))
@@ -136,7 +160,7 @@ class WaveGAN(keras.Model):
 
     def _gradient_penalty(self, real, fake):
         """WGAN-GP term at x_hat = x + alpha (G(z) - x), alpha ~ U(0, 1) per example."""
-        alpha = keras.random.uniform((ops.shape(real)[0],), 0.0, 1.0, seed=self.seed_generator)
+        alpha = self.sample_alpha(ops.shape(real)[0])
         x_hat = losses.interpolate(real, fake, alpha)
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
@@ -148,7 +172,7 @@ class WaveGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(z, training=True), training=True)
             g_loss = losses.generator_loss(self.loss_name, fake_logits)
-            scaled_loss = self.g_optimizer.scale_loss(g_loss)
+            scaled_loss = self.g_optimizer.scale_loss(_replica_share(g_loss))
         variables = self.generator.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         self.g_optimizer.apply_gradients(zip(grads, variables))
@@ -168,6 +192,44 @@ class WaveGAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+def _replica_share(loss):
+    """``loss`` divided by the number of replicas in sync (unchanged on a single device).
+
+    Keras optimizers all-reduce gradients with a sum, so each replica differentiates its share
+    of the global mean; the sum is then the gradient of the global-batch mean.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss / replicas
+
+
+def _replica_rows(batch_size, draw):
+    """``draw(batch_size)`` on one device; inside a replica, this replica's rows of a draw for
+    the global batch.
+
+    ``draw(n)`` must give the same ``n`` rows on every replica (a seed generator whose state is
+    mirrored), so replica ``r`` of ``R`` gets rows ``[r * batch_size, (r + 1) * batch_size)``
+    of the global draw: different rows on every replica, and the same values as one device
+    drawing for the whole global batch.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return draw(batch_size)
+    rows = draw(batch_size * context.num_replicas_in_sync)
+    start = context.replica_id_in_sync_group * batch_size
+    return rows[start:start + batch_size]
+
+
+def _fit_reduces_along_axis_0(strategy):
+    """Whether Keras's fit averages train_step's outputs with ``strategy.reduce("MEAN", value,
+    axis=0)``, which rejects scalars (tensorflow/tensorflow#72388): multi-worker
+    ``MultiWorkerMirroredStrategy``, by the test Keras itself makes. The metrics are then
+    returned as ``[1]`` vectors, which that reduction turns into the scalar global means.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    return bool(strategy.extended._in_multi_worker_mode())
 
 
 def _with_loss_scaling(optimizer):
