@@ -134,7 +134,8 @@ def test_cli_help_documents_exactly_the_flags_it_uses():
     assert sorted(flags_listed) == sorted(
         ["model", "n", "out_dir", "seed", "batch_size", "z_in", "z_out", "interpolate",
          "concat", "overwrite"])
-    with open(os.path.join(REPO_ROOT, "generate.py"), encoding="utf-8") as f:
+    with open(os.path.join(REPO_ROOT, "wavegan_tf", "cli", "generate.py"),
+              encoding="utf-8") as f:
         source = f.read()
     for name in flags_listed:
         assert f"FLAGS.{name}" in source, f"--{name} is defined but not used"
@@ -219,8 +220,9 @@ def test_same_seed_same_audio_and_other_seed_other_audio(export_dir, tmp_path):
     again = generation.run_generation(export_dir, str(tmp_path / "b"), n=2, seed=4,
                                       batch_size=1)
     other = generation.run_generation(export_dir, str(tmp_path / "c"), n=2, seed=6)
-    np.testing.assert_array_equal(read_wavs(first), read_wavs(again))
-    assert not np.array_equal(read_wavs(first), read_wavs(other))
+    # A different batch size may round differently in the last bit of a 16-bit sample.
+    np.testing.assert_allclose(read_wavs(first), read_wavs(again), atol=PCM_STEP)
+    assert not np.allclose(read_wavs(first), read_wavs(other), atol=PCM_STEP)
 
 
 def test_z_out_then_z_in_reproduces_the_clips(train_dir, tmp_path):

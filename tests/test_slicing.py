@@ -143,3 +143,31 @@ def test_table_agrees_with_per_file_starts(lengths, slice_len, overlap, pad_end,
         expected = slicing.window_starts(n, slice_len, overlap, pad_end, first_slice, offsets[f])
         np.testing.assert_array_equal(local[file_index == f], expected)
     assert np.all((valid >= 1) & (valid <= slice_len))
+
+
+@settings(max_examples=150, deadline=None)
+@given(**settings_cases, channels=st.integers(1, 3))
+def test_count_matches_the_documented_formula_and_padding_stays_within_one_window(
+        n, slice_len, overlap, pad_end, first_slice, offset_share, channels):
+    # The module doc's rule, written out independently of num_windows.
+    hop = max(1, int(round(slice_len * (1.0 - overlap))))
+    offset = int(offset_share * max(1, min(hop, n - slice_len + 1)))
+    m = n - (0 if first_slice else offset)
+    if first_slice or n < slice_len:
+        expected = 1
+    elif pad_end:
+        expected = 1 + -(-(m - slice_len) // hop)
+    else:
+        expected = 1 + (m - slice_len) // hop
+    signal = np.random.default_rng(n).uniform(0.1, 1.0, (n, channels)).astype(np.float32)
+    windows = slicing.extract_windows(signal, slice_len, overlap, pad_end, first_slice, offset)
+    assert windows.shape == (expected, slice_len, channels)
+    starts = slicing.window_starts(n, slice_len, overlap, pad_end, first_slice, offset)
+    padded = slicing.pad_signal(signal, slice_len, starts)
+    assert 0 <= len(padded) - n < slice_len  # never more zeros than one window can hold
+    np.testing.assert_array_equal(padded[:n], signal)
+    assert not padded[n:].any()
+    # Every sample of a window is a sample of the signal at the same place, or a pad zero.
+    for window, start in zip(windows, starts):
+        assert 0 <= start and start + slice_len <= len(padded)
+        np.testing.assert_array_equal(window, padded[start:start + slice_len])

@@ -20,6 +20,8 @@ from wavegan_tf.demo_data import ensure_demo_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_PY = os.path.join(ROOT, "train.py")
+# The module that defines train.py's flags and main (train.py is a shim that runs it).
+CLI_MODULE = "wavegan_tf.cli.train"
 TINY = ["--model_dim=2", "--batch_size=2", "--n_critic=1", "--latent_dim=8", "--kernel_len=5"]
 
 
@@ -37,15 +39,16 @@ def _train(*args, check=None):
 
 
 def _defined_flags():
-    """``{name: (meaning, default)}`` of the flags train.py itself defines (from --helpxml)."""
+    """``{name: (meaning, default)}`` of the flags train.py defines (from --helpxml)."""
     root = ElementTree.fromstring(_train("--helpxml").stdout)  # absl exits 1 after --helpxml
     return {flag.findtext("name"): (flag.findtext("meaning"), flag.findtext("default"))
-            for flag in root.iter("flag") if flag.findtext("file") == TRAIN_PY}
+            for flag in root.iter("flag") if flag.findtext("file") == CLI_MODULE}
 
 
 def test_help_documents_every_flag():
     names = _defined_flags()
     out = _train("--help").stdout  # absl exits 1 after --help
+    assert f"{TRAIN_PY}:" in out and "Trains a WaveGAN" in out
     for name in names:
         entry = re.search(rf"--(\[no\])?{name}: (.+)", out)
         assert entry and len(entry.group(2)) > 10, name
@@ -74,9 +77,10 @@ def test_flags_reach_the_run_then_resume_uses_the_saved_settings(tmp_path, data_
                   "--preview_every_steps=0", "--keep_checkpoints=1", "--noexport", check=0)
     assert f"train_dir: {train_dir}" in proc.stdout
     assert WaveGANConfig.load(train_dir) == WaveGANConfig(**given)
-    assert json.load(open(os.path.join(train_dir, "training.json"))) == dict(
-        data_dir=data_dir, train_steps=1, save_every_steps=0, save_every_secs=0.0,
-        preview_every_steps=0, keep_checkpoints=1, export=False)
+    assert json.load(open(os.path.join(train_dir, "training.json"))) == dataclasses.asdict(
+        training.TrainingOptions(data_dir=data_dir, train_steps=1, save_every_steps=0,
+                                 save_every_secs=0.0, preview_every_steps=0,
+                                 keep_checkpoints=1, export=False))
     config, generator, step = load_generator(train_dir)
     assert step == 1 and generator.output_shape == (None, 16384, 2)
     assert not os.path.exists(os.path.join(train_dir, "export"))

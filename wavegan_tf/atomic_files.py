@@ -4,13 +4,26 @@ Everything is first written under a unique temporary name beside its target (sam
 hence the same file system) and then renamed into place. A failure on the way removes the
 temporary copy and leaves whatever was at the target untouched. Temporary names start with
 ``.NAME.tmp-`` so that they are hidden and easy to recognise; they are created by the writer
-itself, so files and folders get the usual permissions (umask), not private ones.
+itself, so files and folders get the usual permissions (umask), not private ones. Their
+contents are flushed to disk (fsync) before the rename, so that after a crash of the machine a
+renamed file is not found empty.
+
+Replacing a folder takes two renames (the old one aside, the new one in). Writers of the same
+folder take turns under a lock file ``.NAME.lock`` beside it, and each first repairs what an
+interrupted writer left (:func:`recover_interrupted_replace`): if the folder is missing but an
+``.NAME.old-*`` copy of it exists, that copy is renamed back; every other ``.NAME.tmp-*`` and
+``.NAME.old-*`` is deleted.
 """
 
 import contextlib
+import glob
 import os
 import shutil
 import uuid
+
+from absl import logging
+
+from wavegan_tf.locks import exclusive_lock
 
 
 def temp_path_beside(path, kind="tmp", suffix=""):
@@ -31,6 +44,7 @@ def atomic_output_file(path, suffix=""):
     tmp = temp_path_beside(path, suffix=suffix)
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -44,17 +58,89 @@ def atomic_output_dir(path):
 
     An existing directory at ``path`` is first renamed aside, the new one renamed in, and only
     then is the old one deleted; if renaming the new one in fails, the old one is put back. If
-    the body raises, the temporary directory is deleted and ``path`` is left as it was.
+    the body raises, the temporary directory is deleted and ``path`` is left as it was. Writers
+    of the same ``path`` wait for each other, and each first repairs an interrupted replacement
+    (see the module doc).
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = temp_path_beside(path)
-    os.mkdir(tmp)
+    with exclusive_lock(lock_path_beside(path)):
+        recover_interrupted_replace(path)
+        tmp = temp_path_beside(path)
+        os.mkdir(tmp)
+        try:
+            yield tmp
+            _fsync_tree(tmp)
+            _swap_in(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def lock_path_beside(path):
+    """``.NAME.lock`` in the directory of ``path``: the lock of writers replacing ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    return os.path.join(directory, f".{os.path.basename(os.path.normpath(path))}.lock")
+
+
+def leftovers_beside(path, kind):
+    """Existing ``.NAME.KIND-*`` entries beside ``path``, newest first."""
+    directory = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(os.path.normpath(path))
+    pattern = os.path.join(glob.escape(directory), glob.escape(f".{name}.{kind}-") + "*")
+    return sorted(glob.glob(pattern), key=os.path.getmtime, reverse=True)
+
+
+def recover_interrupted_replace(path):
+    """Repairs ``path`` after a replacement by :func:`atomic_output_dir` was interrupted.
+
+    When ``path`` is missing and a copy renamed aside (``.NAME.old-*``) exists, the newest such
+    copy is renamed back to ``path``. Every other ``.NAME.old-*`` and ``.NAME.tmp-*`` beside
+    ``path`` is then deleted. Call it only while holding the writers' lock
+    (:func:`lock_path_beside`). Returns True when ``path`` was restored.
+    """
+    old = leftovers_beside(path, "old")
+    restored = not os.path.lexists(path) and bool(old)
+    if restored:
+        os.rename(old.pop(0), path)
+        logging.warning("Restored %s from the copy an interrupted replacement left beside it.",
+                        path)
+    debris = old + leftovers_beside(path, "tmp")
+    for entry in debris:
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            os.remove(entry)
+    if debris:
+        logging.info("Removed %d leftover(s) of an interrupted write of %s.", len(debris), path)
+    return restored
+
+
+def remove_temp_files(directory):
+    """Deletes the temporary files (``.NAME.tmp-*``, not folders) of interrupted writes of
+    single files in ``directory``. Only for a directory no other process writes to."""
+    debris = [p for p in glob.glob(os.path.join(glob.escape(directory), ".*.tmp-*"))
+              if os.path.isfile(p)]
+    for path in debris:
+        os.remove(path)
+    return debris
+
+
+def _fsync(path):
+    """Flushes the file ``path`` to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        yield tmp
-        _swap_in(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(directory):
+    """Flushes every file under ``directory`` to disk."""
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                _fsync(path)
 
 
 def _swap_in(new_dir, path):

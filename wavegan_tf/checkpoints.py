@@ -1,19 +1,55 @@
-"""Layout of a training directory and the checkpoint format inside it.
+"""Layout of a training directory, the checkpoint format inside it, and finding a good one.
 
 A training directory holds ``config.json`` (the :class:`~wavegan_tf.config.WaveGANConfig`) and
 ``checkpoints/`` (``tf.train.Checkpoint`` files managed by ``tf.train.CheckpointManager``). A
 checkpoint stores G, D, both optimizers, the generator-step counter and the trainer's RNG state,
 under the object names below, so that any part (for example G alone, for export) can be restored.
+
+Which checkpoint is used. A checkpoint ``ckpt-N`` is ``ckpt-N.index`` plus its data files. TF
+writes the data, then the index (under a temporary name, renamed into place), then records the
+checkpoint in the ``checkpoint`` state file, so a process killed while saving leaves at most a
+``ckpt-N_temp/`` folder and never a half-written ``ckpt-N``. Files can still be damaged later
+(a full disk, a crash of the machine, a bad copy), and the state file can be lost or lag
+behind. So readers do not trust the state file: :func:`usable_checkpoint` takes the
+checkpoints that have an index, newest step first, reads every tensor of each back (TF checks
+each tensor's checksum) and returns the first that reads completely, logging a warning that
+names each damaged one it skips. With none readable it raises :class:`CorruptCheckpointError`
+naming them all. A resuming trainer also calls :func:`prepare_resume`, which moves damaged
+checkpoints into ``checkpoints/corrupt/``, deletes the leftovers of interrupted saves and
+rewrites the state file to match.
 """
 
+import glob
 import os
+import re
+import shutil
 
 import tensorflow as tf
+from absl import logging
 
+from wavegan_tf.atomic_files import atomic_output_file
 from wavegan_tf.config import WaveGANConfig
 
 CHECKPOINT_SUBDIR = "checkpoints"
 CHECKPOINT_PREFIX = "ckpt"
+STATE_FILENAME = "checkpoint"
+CORRUPT_SUBDIR = "corrupt"
+_NUMBERED = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
+
+
+class CorruptCheckpointError(ValueError):
+    """Checkpoints cannot be read back completely (missing, truncated or damaged files).
+
+    ``paths`` are the prefixes of the damaged checkpoints.
+    """
+
+    def __init__(self, message, paths=()):
+        super().__init__(message)
+        self.paths = tuple(paths)
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (full disk, unwritable folder)."""
 
 
 def checkpoint_dir(train_dir):
@@ -33,18 +69,143 @@ def make_checkpoint(gan, step):
 
 
 def latest_checkpoint(train_dir):
-    """Path prefix of the newest checkpoint in ``train_dir``, or None if there is none."""
+    """Path prefix of the newest checkpoint recorded in the state file, or None.
+
+    This is what the trainer last finished saving; :func:`usable_checkpoint` is the one to
+    load from.
+    """
     return tf.train.latest_checkpoint(checkpoint_dir(train_dir))
 
 
+def checkpoint_number(prefix):
+    """N of a prefix ``.../ckpt-N``, or None for another name."""
+    match = _NUMBERED.match(os.path.basename(prefix))
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(train_dir):
+    """Prefixes of every ``ckpt-N`` with an index file in ``train_dir``, highest N first."""
+    prefixes = [path[:-len(".index")] for path in
+                glob.glob(os.path.join(glob.escape(checkpoint_dir(train_dir)), "*.index"))]
+    numbered = [p for p in prefixes if checkpoint_number(p) is not None]
+    return sorted(numbered, key=checkpoint_number, reverse=True)
+
+
+def verify_checkpoint(prefix):
+    """Reads every tensor of the checkpoint ``prefix`` back; CorruptCheckpointError if any fails.
+
+    TF checks each tensor against the checksum stored in the index, so a truncated, missing or
+    damaged data file, or a damaged index, is found here rather than halfway through a restore.
+    The reader reports damage as several exception types (a truncated file is an IndexError),
+    so every failure to read counts as damage.
+    """
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as err:  # noqa: BLE001 -- any failure to read means the files are bad
+        raise CorruptCheckpointError(
+            f"checkpoint {prefix!r} is corrupt or incomplete ({_first_line(err)})",
+            paths=[prefix]) from err
+
+
+def usable_checkpoint(train_dir):
+    """``(prefix, damaged)``: the newest checkpoint that reads back completely, and the errors
+    of the newer ones that did not (each also logged as a warning).
+
+    ``prefix`` is None when ``train_dir`` has no checkpoint at all. Raises
+    CorruptCheckpointError, naming every damaged checkpoint, when there are checkpoints but
+    none can be read.
+    """
+    damaged = []
+    for prefix in list_checkpoints(train_dir):
+        try:
+            verify_checkpoint(prefix)
+        except CorruptCheckpointError as err:
+            logging.warning("%s; trying the previous checkpoint.", err)
+            damaged.append(err)
+            continue
+        if damaged:
+            logging.warning("Using %s, the newest checkpoint that reads back completely.",
+                            prefix)
+        return prefix, damaged
+    if damaged:
+        raise CorruptCheckpointError(
+            f"no usable checkpoint in {checkpoint_dir(train_dir)!r}: "
+            + "; ".join(str(err) for err in damaged),
+            paths=[path for err in damaged for path in err.paths])
+    return None, damaged
+
+
+def prepare_resume(train_dir):
+    """Makes ``train_dir/checkpoints`` safe to resume from; returns the prefix to restore.
+
+    Deletes what interrupted saves left behind, moves damaged checkpoints newer than the
+    usable one into ``checkpoints/corrupt/`` (with a warning naming where), and rewrites the
+    state file so that it lists exactly the remaining checkpoints with the usable one as the
+    latest. Must only run while this process owns the directory (wavegan_tf.locks.RunLock).
+    Returns None for a directory without checkpoints; raises CorruptCheckpointError when
+    every checkpoint is damaged (nothing is moved then).
+    """
+    directory = checkpoint_dir(train_dir)
+    remove_save_leftovers(directory)
+    prefix, damaged = usable_checkpoint(train_dir)
+    for err in damaged:
+        _quarantine(err.paths[0], directory)
+    if prefix is not None and (damaged or latest_checkpoint(train_dir) != prefix):
+        _write_state(directory, list_checkpoints(train_dir))
+    return prefix
+
+
+def remove_save_leftovers(directory):
+    """Deletes the debris of saves that were interrupted: ``ckpt-N_temp/`` folders, temporary
+    state files, and data files whose index was never written (or already deleted)."""
+    debris = glob.glob(os.path.join(glob.escape(directory), f"{CHECKPOINT_PREFIX}-*_temp"))
+    debris += glob.glob(os.path.join(glob.escape(directory), f"{STATE_FILENAME}.tmp*"))
+    debris += [path for path in glob.glob(os.path.join(glob.escape(directory), "*.data-*"))
+               if not os.path.exists(path.split(".data-")[0] + ".index")]
+    for path in debris:
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+    if debris:
+        logging.info("Removed %d leftover file(s) of interrupted checkpoint saves in %s.",
+                     len(debris), directory)
+
+
+def _quarantine(prefix, directory):
+    """Moves the files of checkpoint ``prefix`` into ``directory/corrupt/``."""
+    target = os.path.join(directory, CORRUPT_SUBDIR)
+    os.makedirs(target, exist_ok=True)
+    for path in glob.glob(glob.escape(prefix) + ".*"):
+        os.replace(path, os.path.join(target, os.path.basename(path)))
+    logging.warning("Moved the damaged checkpoint %s to %s.", prefix, target)
+
+
+def _write_state(directory, prefixes):
+    """Writes the CheckpointManager state file listing ``prefixes`` (newest first) so that
+    the manager keeps managing them: the newest is the latest, all may be deleted in turn."""
+    names = [os.path.basename(p) for p in reversed(prefixes)]
+    times = [os.path.getmtime(p + ".index") for p in reversed(prefixes)]
+    lines = [f'model_checkpoint_path: "{names[-1]}"']
+    lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
+    lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in times]
+    lines.append(f"last_preserved_timestamp: {min(times) - 1.0!r}")
+    with atomic_output_file(os.path.join(directory, STATE_FILENAME)) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+
 def load_generator(train_dir):
-    """Rebuilds G from ``train_dir``'s config and restores it from the newest checkpoint.
+    """Rebuilds G from ``train_dir``'s config and restores it from the newest usable checkpoint.
 
     Returns ``(config, generator, step)``. Raises FileNotFoundError naming the directory when it
-    has no config or no checkpoint.
+    has no config or no checkpoint, and CorruptCheckpointError naming each checkpoint when all
+    of them are damaged.
     """
     config = WaveGANConfig.load(train_dir)
-    path = latest_checkpoint(train_dir)
+    path, _ = usable_checkpoint(train_dir)
     if path is None:
         raise FileNotFoundError(
             f"no checkpoint in {checkpoint_dir(train_dir)!r}: train first (train.py "
@@ -53,3 +214,8 @@ def load_generator(train_dir):
     step = tf.Variable(0, dtype=tf.int64)
     tf.train.Checkpoint(generator=generator, step=step).restore(path).expect_partial()
     return config, generator, int(step.numpy())
+
+
+def _first_line(err):
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]

@@ -10,6 +10,7 @@ import json
 import os
 
 from wavegan_tf import losses
+from wavegan_tf.atomic_files import atomic_output_file
 from wavegan_tf.gan import WaveGAN
 from wavegan_tf.models import build_discriminator, build_generator
 
@@ -73,8 +74,9 @@ class WaveGANConfig:
             kernel_len=self.kernel_len, phase_shuffle_rad=self.phase_shuffle,
             use_batchnorm=self.batchnorm)
 
-    def build_gan(self):
-        """A compiled :class:`WaveGAN` with fresh G and D and this config's optimizers."""
+    def build_gan(self, jit_compile=False):
+        """A compiled :class:`WaveGAN` with fresh G and D and this config's optimizers; with
+        ``jit_compile`` its train step is compiled with XLA."""
         gan = WaveGAN(self.build_generator(), self.build_discriminator(), loss=self.loss,
                       n_critic=self.n_critic, gp_weight=self.gp_weight,
                       clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed)
@@ -83,7 +85,7 @@ class WaveGANConfig:
             g_opt.learning_rate = self.g_learning_rate
         if self.d_learning_rate:
             d_opt.learning_rate = self.d_learning_rate
-        gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
+        gan.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit_compile)
         return gan
 
     def to_dict(self):
@@ -101,11 +103,9 @@ class WaveGANConfig:
     def save(self, directory):
         """Writes ``config.json`` into ``directory`` atomically (temp file, then rename)."""
         path = os.path.join(directory, CONFIG_FILENAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_output_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2, sort_keys=True)
             f.write("\n")
-        os.replace(tmp, path)
         return path
 
     @classmethod

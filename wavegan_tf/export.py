@@ -10,7 +10,12 @@
 * ``generator.keras``: G alone, for ``keras.saving.load_model``.
 
 The folder is written beside its target under a temporary name and renamed into place, so an
-interrupted export never leaves a half model there and never loses the previous export.
+interrupted export never leaves a half model there and never loses the previous export. Exports
+to the same folder wait for each other, and the next export repairs what a killed one left: a
+previous export that was renamed aside is put back if the folder is missing, and temporary
+folders are deleted (:func:`wavegan_tf.atomic_files.recover_interrupted_replace`). G comes
+from the newest checkpoint that reads back completely; with only damaged checkpoints the
+export fails with wavegan_tf.checkpoints.CorruptCheckpointError naming them.
 """
 
 import contextlib

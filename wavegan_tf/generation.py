@@ -62,11 +62,13 @@ class GenerationModel:
 def load_model_for_generation(path):
     """Loads a training directory, its ``export/`` or an exported SavedModel for generation.
 
-    A training directory (it has ``config.json``) is restored from its newest checkpoint; a
+    A training directory (it has ``config.json``) is restored from its newest checkpoint that
+    reads back completely (damaged newer ones are skipped with a warning naming them); a
     folder with ``saved_model.pb`` is loaded with ``tf.saved_model.load`` and used through its
     ``serving_default`` signature. Raises FileNotFoundError for a missing path or a training
     directory without a checkpoint, and ValueError for a SavedModel that is not a WaveGAN export
-    or a folder that is neither.
+    or is damaged, a training directory whose checkpoints are all damaged
+    (wavegan_tf.checkpoints.CorruptCheckpointError), or a folder that is neither.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"model path {path!r} does not exist")
@@ -88,7 +90,7 @@ def _from_train_dir(train_dir):
 
 
 def _from_saved_model(path):
-    loaded = tf.saved_model.load(path)
+    loaded = _load_saved_model(path)
     signature = _serving_signature(loaded, path)
     missing = [name for name in AUDIO_ATTRIBUTES + ("step",) if not hasattr(loaded, name)]
     if missing:
@@ -101,6 +103,21 @@ def _from_saved_model(path):
                          f"but the model says latent_dim={facts['latent_dim']}")
     return GenerationModel(lambda z: signature(z=z)["audio"], source=path,
                            step=int(loaded.step.numpy()), **facts)
+
+
+def _load_saved_model(path):
+    """``tf.saved_model.load(path)``; a ValueError naming ``path`` when its files are damaged.
+
+    A truncated or damaged SavedModel fails in several ways (a protobuf parse error, an
+    IndexError from a short variables file, a TF error from a bad index), so every failure to
+    load counts as damage.
+    """
+    try:
+        return tf.saved_model.load(path)
+    except Exception as err:  # noqa: BLE001 -- see the docstring
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0]
+        raise ValueError(f"export {path!r} cannot be loaded: it is corrupt or incomplete "
+                         f"({reason}); export it again from its training directory") from err
 
 
 def _serving_signature(loaded, path):

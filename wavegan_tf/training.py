@@ -31,6 +31,27 @@ saved and :func:`train` returns with ``interrupted_by`` set (a second SIGINT abo
 without saving). A NaN or infinite loss raises :class:`TrainingDiverged` without saving the
 diverged state, so the newest checkpoint is the last good one. Before any save the weights are
 checked to be finite, for the same reason.
+
+Durability. A run survives being killed at any moment (even with SIGKILL or a crash of the
+machine): running the same command again resumes from the newest checkpoint that reads back
+completely, losing at most one save interval, with the step count, both optimizers, the RNG
+state and the preview z exactly as saved. Damaged checkpoints (truncated or missing files) are
+named in a warning and moved to ``checkpoints/corrupt/``, and the previous one is used; with no
+readable checkpoint left, :func:`train` raises CorruptCheckpointError naming them rather than
+starting over (see :mod:`wavegan_tf.checkpoints`). Every other file of the run is written under a
+temporary name and renamed into place; leftovers of interrupted writes are removed on resume.
+
+One trainer per directory. :func:`train` holds ``TRAIN_DIR/.lock`` (:class:`~wavegan_tf.locks.
+RunLock`) while it runs: a second trainer on the same directory fails at once with
+TrainDirInUse naming the first one's pid, host and start time; a lock left by a process that
+no longer runs is taken over with a warning.
+
+A failed save stops the run. When a checkpoint cannot be written (a full disk, a folder that
+became unwritable), :func:`train` deletes what the failed save left and raises
+CheckpointSaveError (an OSError) naming the folder, the reason and the newest complete
+checkpoint, which stays loadable; a preview that cannot be written stops the run the same way.
+Stopping rather than training on means no work is done that could not be kept: free space and
+run the same command again to resume.
 """
 
 import contextlib
@@ -43,15 +64,21 @@ import time
 
 import keras
 import numpy as np
+import soundfile
 import tensorflow as tf
 from absl import logging
 
 from wavegan_tf import checkpoints, losses
+from wavegan_tf.atomic_files import atomic_output_file, remove_temp_files
 from wavegan_tf.callbacks import (EveryNSteps, NonFiniteLossCheck, ScalarSummaries,
                                   StepCounter, StopOnRequest, Throughput, TrainingDiverged)
 from wavegan_tf.config import ARCHITECTURE_FIELDS, CONFIG_FILENAME, WaveGANConfig
+from wavegan_tf.distribute import (STRATEGIES, ChiefCheckpointManager,
+                                   distributed_audio_dataset, is_chief, make_strategy)
 from wavegan_tf.gan import critic_batches
-from wavegan_tf.previews import Previewer, load_or_create_preview_z
+from wavegan_tf.locks import RunLock
+from wavegan_tf.previews import (PREVIEWS_SUBDIR, Previewer, load_or_create_preview_z,
+                                 preview_path)
 
 __all__ = [
     "FIXED_ON_RESUME", "TrainingDiverged", "TrainingOptions", "TrainingResult",
@@ -62,11 +89,24 @@ OPTIONS_FILENAME = "training.json"
 LOGS_SUBDIR = "logs"
 # Generator steps per Keras epoch: the length of one progress-bar line.
 STEPS_PER_EPOCH = 100
+# Keras dtype policies of --mixed_precision; "none" is plain float32.
+MIXED_PRECISION_POLICIES = ("none", "mixed_bfloat16", "mixed_float16")
 # Config fields a resumed run must keep: they fix the weights' shapes, the meaning of the
 # optimizer state, or (the seed) the initial weights, the RNG stream and the preview z.
 FIXED_ON_RESUME = ARCHITECTURE_FIELDS + ("seed",)
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO_DATA_DIR = os.path.join(_REPO_ROOT, "data", "demo_drums")
+
+
+def _demo_data_dir():
+    """``data/demo_drums`` of the source checkout this package runs from (one with
+    ``pyproject.toml`` beside the package: a clone, or an editable install), else
+    ``data/demo_drums`` under the current directory (an installed package)."""
+    if os.path.isfile(os.path.join(_REPO_ROOT, "pyproject.toml")):
+        return os.path.join(_REPO_ROOT, "data", "demo_drums")
+    return os.path.join("data", "demo_drums")
+
+
+DEMO_DATA_DIR = _demo_data_dir()
 
 
 @dataclasses.dataclass
@@ -83,6 +123,17 @@ class TrainingOptions:
         preview_every_steps: write a preview every this many steps (0 = only at the end).
         keep_checkpoints: newest checkpoints kept on disk (older ones are deleted).
         export: export the generator (wavegan_tf.export) when the run reaches train_steps.
+        strategy: the ``tf.distribute`` strategy (:data:`wavegan_tf.distribute.STRATEGIES`);
+            ``batch_size`` is then the global batch over all replicas.
+        tpu: the TPU name or address for strategy "tpu" (None: found by TPUClusterResolver).
+        mixed_precision: the Keras dtype policy of training, one of
+            :data:`MIXED_PRECISION_POLICIES` ("none" = float32). A run cannot switch
+            mixed_float16 on or off on resume: its optimizers carry a loss scale.
+        jit_compile: compile the train step with XLA (for GPU/TPU; slower on CPU).
+        eval_every_steps: score G every this many steps with ``eval_classifier`` (0 = off);
+            see :mod:`wavegan_tf.eval.during_training`.
+        eval_classifier: the ``.keras`` classifier of ``evaluate.py train_classifier``.
+        eval_n: clips generated (from fixed z) per evaluation.
     """
 
     data_dir: str = None
@@ -92,22 +143,40 @@ class TrainingOptions:
     preview_every_steps: int = 1000
     keep_checkpoints: int = 5
     export: bool = True
+    strategy: str = "default"
+    tpu: str = None
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+    eval_every_steps: int = 0
+    eval_classifier: str = None
+    eval_n: int = 1000
 
     def __post_init__(self):
-        for name in ("train_steps", "save_every_steps", "preview_every_steps"):
+        for name in ("train_steps", "save_every_steps", "preview_every_steps",
+                     "eval_every_steps"):
             _check_int(name, getattr(self, name), minimum=0)
         _check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        _check_int("eval_n", self.eval_n, minimum=1)
         if not self.save_every_secs >= 0:
             raise ValueError(f"save_every_secs must be >= 0, got {self.save_every_secs!r}")
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_POLICIES)
+        if self.tpu is not None and self.strategy != "tpu":
+            raise ValueError(f"tpu={self.tpu!r} is only used with strategy 'tpu', got "
+                             f"strategy={self.strategy!r}")
+        if self.eval_every_steps and not self.eval_classifier:
+            raise ValueError("eval_every_steps needs eval_classifier: the path of a classifier "
+                             "trained with 'evaluate.py train_classifier'")
+        if self.eval_every_steps and self.strategy == "multi_worker":
+            raise ValueError("eval_every_steps is not supported with strategy 'multi_worker'; "
+                             "score checkpoints with 'evaluate.py score' instead")
 
     def save(self, directory):
         """Writes ``training.json`` into ``directory`` atomically."""
         path = os.path.join(directory, OPTIONS_FILENAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_output_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump(dataclasses.asdict(self), f, indent=2, sort_keys=True)
             f.write("\n")
-        os.replace(tmp, path)
         return path
 
     @classmethod
@@ -149,7 +218,8 @@ def default_train_dir():
 
 
 def default_data_dir():
-    """The demo drum dataset, synthesised into :data:`DEMO_DATA_DIR` on first use."""
+    """The demo drum dataset, synthesised into :data:`DEMO_DATA_DIR` on first use (a relative
+    :data:`DEMO_DATA_DIR` is taken from the current directory)."""
     from wavegan_tf.demo_data import ensure_demo_dataset
 
     return ensure_demo_dataset(DEMO_DATA_DIR)
@@ -177,11 +247,20 @@ def resolve_run(train_dir, config_values=None, option_values=None):
             f"{train_dir!r} holds a run with different settings that cannot change on resume "
             f"({'; '.join(conflicts)}); drop these flags to continue that run, or choose a new "
             "train_dir")
+    saved_options = TrainingOptions.load(train_dir)
+    given_policy = option_values.get("mixed_precision", saved_options.mixed_precision)
+    if "mixed_float16" in (given_policy, saved_options.mixed_precision) and \
+            given_policy != saved_options.mixed_precision:
+        raise ValueError(
+            f"{train_dir!r} was trained with mixed_precision={saved_options.mixed_precision!r}; "
+            f"it cannot resume with mixed_precision={given_policy!r} because mixed_float16 "
+            "optimizers carry a loss scale that the others do not. Drop the flag to continue, "
+            "or choose a new train_dir")
     return (_replace(saved, config_values, source="config"),
-            _replace(TrainingOptions.load(train_dir), option_values, source="options"))
+            _replace(saved_options, option_values, source="options"))
 
 
-def train(train_dir, config_values=None, option_values=None, verbose=1):
+def train(train_dir, config_values=None, option_values=None, verbose=1, strategy=None):
     """Trains (or resumes) the run in ``train_dir``; see the module doc for the layout.
 
     Args:
@@ -189,6 +268,13 @@ def train(train_dir, config_values=None, option_values=None, verbose=1):
         config_values: WaveGANConfig fields to set (see :func:`resolve_run` for resume).
         option_values: TrainingOptions fields to set.
         verbose: ``model.fit`` verbosity (1: progress bar with losses and it/s).
+        strategy: a ``tf.distribute.Strategy`` to train under instead of the one the options
+            name (e.g. a MirroredStrategy over chosen devices).
+
+    Under a strategy with several workers (multi_worker) every worker calls this with the same
+    ``train_dir`` on shared storage; only the chief (:func:`wavegan_tf.distribute.is_chief`)
+    locks the directory and writes the settings, logs, previews, checkpoints and export, and
+    checkpoints are saved by step count only (``save_every_secs`` is ignored).
 
     Returns:
         A :class:`TrainingResult`.
@@ -197,50 +283,113 @@ def train(train_dir, config_values=None, option_values=None, verbose=1):
         ValueError: a bad or conflicting setting, or unusable data (from the data module).
         FileNotFoundError: ``data_dir`` does not exist.
         OSError: ``train_dir`` cannot be written.
+        wavegan_tf.locks.TrainDirInUse: (an OSError) another live trainer holds ``train_dir``.
+        wavegan_tf.checkpoints.CheckpointSaveError: (an OSError) a checkpoint or preview could
+            not be written; the newest complete checkpoint stays loadable.
+        wavegan_tf.checkpoints.CorruptCheckpointError: (a ValueError) every checkpoint in
+            ``train_dir`` is damaged.
         TrainingDiverged: a loss became NaN/inf; the newest checkpoint is the last good one.
     """
     config, options = resolve_run(train_dir, config_values, option_values)
-    _prepare_train_dir(train_dir)
-    data_dir = options.data_dir or default_data_dir()
-    options = dataclasses.replace(options, data_dir=os.path.abspath(data_dir))
+    strategy = strategy or _make_strategy(options)
+    chief = is_chief(strategy)
+    if chief:
+        _prepare_train_dir(train_dir)
+    with RunLock(train_dir) if chief else contextlib.nullcontext(), \
+            _dtype_policy(options.mixed_precision):
+        return _train_locked(_Run(train_dir, config, options, strategy, chief), verbose)
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the steps of :func:`train` share: the settings and where the run executes."""
+
+    train_dir: str
+    config: WaveGANConfig
+    options: TrainingOptions
+    strategy: tf.distribute.Strategy
+    chief: bool
+
+    @property
+    def distributed(self):
+        """True under a strategy other than TensorFlow's default one."""
+        return self.strategy is not tf.distribute.get_strategy()
+
+    @property
+    def multi_worker(self):
+        """True under MultiWorkerMirroredStrategy, whose workers must save together."""
+        return isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _make_strategy(options):
+    """The strategy the options name; a TPU that cannot be reached is a ValueError."""
+    try:
+        return make_strategy(options.strategy, options.tpu)
+    except (tf.errors.OpError, RuntimeError) as err:
+        raise ValueError(f"cannot start strategy {options.strategy!r}"
+                         f"{f' on tpu={options.tpu!r}' if options.tpu else ''}: "
+                         f"{_reason(err) if isinstance(err, tf.errors.OpError) else err}") from err
+
+
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision):
+    """Builds and trains under the Keras dtype policy ``mixed_precision`` ("none" = float32),
+    restoring the previous global policy afterwards."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(
+        "float32" if mixed_precision == "none" else mixed_precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train_locked(run, verbose):
+    """:func:`train` once this process owns ``train_dir`` (or is a non-chief worker)."""
+    if run.chief:
+        _remove_temp_files(run.train_dir)
+    data_dir = run.options.data_dir or default_data_dir()
+    run.options = dataclasses.replace(run.options, data_dir=os.path.abspath(data_dir))
+    config, options = run.config, run.options
     keras.utils.set_random_seed(config.seed)
-    gan = config.build_gan()
+    with run.strategy.scope():
+        gan = config.build_gan(jit_compile=options.jit_compile)
     step = tf.Variable(0, dtype=tf.int64, name="step")
-    saver = _CheckpointSaver(gan, step, train_dir, options.keep_checkpoints)
+    saver = _CheckpointSaver(gan, step, run)
     saver.restore()
     _set_learning_rates(gan, config)
     start = int(step.numpy())
-    real = None
-    if start < options.train_steps:
-        real = _audio_batches(config, options.data_dir, _data_seed(config.seed, start))
-    config.save(train_dir)
-    options.save(train_dir)
-    _log_run(train_dir, config, options, start)
+    if run.chief:
+        config.save(run.train_dir)
+        options.save(run.train_dir)
+    _log_run(run, start)
     result = TrainingResult(start_step=start, step=start, checkpoint=saver.latest())
-    if real is not None:
-        result = _fit(gan, step, saver, real, train_dir, config, options, verbose)
+    if start < options.train_steps:
+        result = _fit(gan, step, saver, run, verbose)
     else:
         logging.info("Step %d already reaches train_steps=%d: nothing to train.", start,
                      options.train_steps)
-    if options.export and result.interrupted_by is None and result.checkpoint:
-        result.export_dir = _export(train_dir)
+    if options.export and run.chief and result.interrupted_by is None and result.checkpoint:
+        result.export_dir = _export(run.train_dir)
     return result
 
 
-def _fit(gan, step, saver, real, train_dir, config, options, verbose):
+def _fit(gan, step, saver, run, verbose):
     """Runs model.fit from the current step to ``train_steps``; saves and previews at the end."""
     start = int(step.numpy())
-    writer = tf.summary.create_file_writer(os.path.join(train_dir, LOGS_SUBDIR))
-    previewer = _make_previewer(gan, real, train_dir, config, writer)
+    real, sample = _training_data(run, _data_seed(run.config.seed, start))
+    writer = (tf.summary.create_file_writer(os.path.join(run.train_dir, LOGS_SUBDIR))
+              if run.chief else tf.summary.create_noop_writer())
+    previewer = _make_previewer(gan, sample, run, writer) if run.chief else None
     try:
         with _StopSignals() as stop:
-            callbacks = _callbacks(step, saver, previewer, writer, options)
+            callbacks = _callbacks(gan, step, saver, previewer, writer, run)
             callbacks.append(StopOnRequest(lambda: stop.signum is not None))
-            gan.fit(critic_batches(real, config.n_critic), callbacks=callbacks, shuffle=False,
-                    verbose=verbose, **_epochs(start, options.train_steps))
+            gan.fit(real, callbacks=callbacks, shuffle=False, verbose=verbose,
+                    **_epochs(start, run.options.train_steps))
             end = int(step.numpy())
-            if previewer.last_step != end:
-                previewer.write(end)
+            if previewer is not None and previewer.last_step != end:
+                _write_preview(previewer, saver, end)
             saver.save(end)
     except TrainingDiverged as err:
         raise TrainingDiverged(
@@ -259,25 +408,66 @@ def _fit(gan, step, saver, real, train_dir, config, options, verbose):
                           interrupted_by=stop.signum)
 
 
-def _make_previewer(gan, real, train_dir, config, writer):
+def _training_data(run, seed):
+    """(what ``fit`` reads, a few real clips for the previews).
+
+    Under a distribution strategy ``fit`` reads a distributed dataset of critic stacks
+    (:func:`wavegan_tf.distribute.distributed_audio_dataset`) and the real clips come from a
+    plain pipeline built on the chief only.
+    """
+    config = run.config
+    if not run.distributed:
+        batches = _audio_batches(config, run.options.data_dir, seed)
+        return critic_batches(batches, config.n_critic), next(iter(batches)).numpy()
+    real = distributed_audio_dataset(
+        run.strategy, run.options.data_dir, global_batch_size=config.batch_size,
+        n_critic=config.n_critic, seed=seed, slice_len=config.slice_len,
+        sample_rate=config.sample_rate, num_channels=config.num_channels)
+    sample = None
+    if run.chief:
+        sample = next(iter(_audio_batches(config, run.options.data_dir, seed))).numpy()
+    return real, sample
+
+
+def _make_previewer(gan, sample, run, writer):
     """A Previewer with the run's preview z and, for comparison, a few real clips."""
-    z = load_or_create_preview_z(train_dir, config.latent_dim, config.seed)
-    sample = next(iter(real))
-    return Previewer(gan.generator, z, train_dir, config.sample_rate, writer,
-                     sample[:min(len(sample), len(z))].numpy())
+    z = load_or_create_preview_z(run.train_dir, run.config.latent_dim, run.config.seed)
+    return Previewer(gan.generator, z, run.train_dir, run.config.sample_rate, writer,
+                     sample[:min(len(sample), len(z))])
 
 
-def _callbacks(step, saver, previewer, writer, options):
+def _callbacks(gan, step, saver, previewer, writer, run):
     """The per-step callbacks, in the order :mod:`wavegan_tf.callbacks` requires."""
-    return [
+    options = run.options
+    callbacks = [
         NonFiniteLossCheck(step),
         StepCounter(step, options.train_steps),
         Throughput(),
         ScalarSummaries(writer, step),
-        EveryNSteps(step, previewer.write, every=options.preview_every_steps),
-        EveryNSteps(step, saver.save, every=options.save_every_steps,
-                    every_secs=options.save_every_secs),
     ]
+    if previewer is not None:
+        callbacks.append(EveryNSteps(step, lambda at: _write_preview(previewer, saver, at),
+                                     every=options.preview_every_steps))
+    if options.eval_every_steps:
+        evaluation = _make_evaluation(gan, run, writer)
+        callbacks.append(EveryNSteps(step, evaluation, every=options.eval_every_steps))
+    # Workers of a multi-worker run save together, so only at the same step counts.
+    every_secs = 0.0 if run.multi_worker else options.save_every_secs
+    callbacks.append(EveryNSteps(step, saver.save, every=options.save_every_steps,
+                                 every_secs=every_secs))
+    return callbacks
+
+
+def _make_evaluation(gan, run, writer):
+    """The ``--eval_every_steps`` hook (:class:`wavegan_tf.eval.during_training.
+    PeriodicEvaluation`) with the run's classifier, loaded once here."""
+    from wavegan_tf.eval.during_training import PeriodicEvaluation
+    from wavegan_tf.eval.scoring import make_eval_fn
+
+    eval_fn = make_eval_fn(run.options.eval_classifier, n=run.options.eval_n,
+                           seed=run.config.seed, splits=min(10, run.options.eval_n),
+                           sample_rate=run.config.sample_rate)
+    return PeriodicEvaluation(eval_fn, gan.generator, run.config, run.train_dir, writer)
 
 
 def _epochs(start, train_steps):
@@ -290,37 +480,78 @@ def _epochs(start, train_steps):
                 epochs=initial_epoch + math.ceil(remaining / epoch_steps))
 
 
-class _CheckpointSaver:
-    """The run's CheckpointManager; saves only finite weights and at most once per step."""
+def _write_preview(previewer, saver, step):
+    """Writes the preview of ``step``; a file that cannot be written stops the run like a
+    failed checkpoint save (CheckpointSaveError)."""
+    try:
+        previewer.write(step)
+    except (OSError, soundfile.SoundFileError) as err:
+        raise checkpoints.CheckpointSaveError(
+            f"cannot write the preview of step {step} in "
+            f"{os.path.dirname(preview_path(previewer.train_dir, step))!r} ({err}). "
+            f"Training stopped; the newest checkpoint is {saver.describe_latest()}. Free disk "
+            "space (or fix the folder's permissions) and run the same command again to "
+            "resume.") from err
 
-    def __init__(self, gan, step, train_dir, keep):
+
+class _CheckpointSaver:
+    """The run's checkpoints; saves only finite weights and at most once per step.
+
+    On the chief, creation prepares the checkpoint folder for resuming
+    (:func:`wavegan_tf.checkpoints.prepare_resume`), so the caller must own the training
+    directory; other workers of a multi-worker run only read it. Saving goes through a
+    :class:`~wavegan_tf.distribute.ChiefCheckpointManager`: every worker calls :meth:`save`,
+    only the chief's files are kept.
+    """
+
+    def __init__(self, gan, step, run):
         self.gan = gan
+        self.directory = checkpoints.checkpoint_dir(run.train_dir)
         self.checkpoint = checkpoints.make_checkpoint(gan, step)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, checkpoints.checkpoint_dir(train_dir), max_to_keep=keep,
+        if run.chief:
+            self.resume_from = checkpoints.prepare_resume(run.train_dir)
+        else:
+            self.resume_from = checkpoints.usable_checkpoint(run.train_dir)[0]
+        self.manager = ChiefCheckpointManager(
+            self.checkpoint, self.directory, run.strategy,
+            max_to_keep=run.options.keep_checkpoints,
             checkpoint_name=checkpoints.CHECKPOINT_PREFIX)
         self.last_step = None
+        self.last_path = None
 
     def restore(self):
-        """Restores the newest checkpoint, if any (the state then continues from it)."""
-        path = self.manager.latest_checkpoint
+        """Restores the newest usable checkpoint, if any (the state then continues from it)."""
+        path = self.resume_from
         if path:
             self.checkpoint.restore(path).assert_existing_objects_matched()
             self.last_step = int(self.checkpoint.step.numpy())
+            self.last_path = path
             logging.info("Resuming from %s (step %d).", path, self.last_step)
 
     def save(self, step):
+        """Saves a checkpoint of ``step``; CheckpointSaveError (after deleting what the failed
+        save left) when it cannot be written."""
         if step == self.last_step:
             return
         variables = self.gan.generator.variables + self.gan.discriminator.variables
         if not all(bool(keras.ops.all(keras.ops.isfinite(v))) for v in variables
                    if keras.backend.is_float_dtype(v.dtype)):
             raise TrainingDiverged(f"the weights hold NaN or infinite values at step {step}")
-        self.manager.save(checkpoint_number=step)
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as err:
+            with contextlib.suppress(OSError):
+                checkpoints.remove_save_leftovers(self.directory)
+            raise checkpoints.CheckpointSaveError(
+                f"cannot save the checkpoint of step {step} in {self.directory!r} "
+                f"({_reason(err)}). Training stopped; the newest complete checkpoint is "
+                f"{self.describe_latest()}. Free disk space (or fix the folder's permissions) "
+                "and run the same command again to resume.") from err
         self.last_step = step
+        self.last_path = path or self.manager.latest_checkpoint
 
     def latest(self):
-        return self.manager.latest_checkpoint
+        return self.last_path
 
     def describe_latest(self):
         path = self.latest()
@@ -384,6 +615,24 @@ def _set_learning_rates(gan, config):
     gan.d_optimizer.learning_rate = config.d_learning_rate or float(default_d.learning_rate)
 
 
+def _reason(err):
+    """The short reason of an OSError or a TF error, e.g. "No space left on device"."""
+    if isinstance(err, tf.errors.OpError):
+        return err.message.strip().splitlines()[0]
+    return err.strerror or str(err)
+
+
+def _remove_temp_files(train_dir):
+    """Deletes temporary files that interrupted writes left in ``train_dir`` and its previews."""
+    removed = []
+    for directory in (train_dir, os.path.join(train_dir, PREVIEWS_SUBDIR)):
+        if os.path.isdir(directory):
+            removed += remove_temp_files(directory)
+    if removed:
+        logging.info("Removed %d temporary file(s) left by an interrupted run: %s",
+                     len(removed), ", ".join(removed))
+
+
 def _prepare_train_dir(train_dir):
     """Creates ``train_dir`` and checks that files can be written there (OSError if not)."""
     try:
@@ -397,7 +646,8 @@ def _prepare_train_dir(train_dir):
                       f"{err.strerror or err}") from err
 
 
-def _log_run(train_dir, config, options, start):
+def _log_run(run, start):
+    train_dir, config, options = run.train_dir, run.config, run.options
     logging.info("Training directory: %s (%s from step %d to %d)", os.path.abspath(train_dir),
                  "resuming" if start else "starting", start, options.train_steps)
     logging.info("Data: %s", options.data_dir)
@@ -405,6 +655,9 @@ def _log_run(train_dir, config, options, start):
                  checkpoints.checkpoint_dir(train_dir), os.path.join(train_dir, LOGS_SUBDIR),
                  os.path.join(train_dir, "previews"))
     logging.info("Config: %s", json.dumps(config.to_dict(), sort_keys=True))
+    logging.info("Strategy: %s (%d replica(s)%s), precision: %s, XLA: %s", options.strategy,
+                 run.strategy.num_replicas_in_sync, "" if run.chief else ", not the chief",
+                 options.mixed_precision, "on" if options.jit_compile else "off")
 
 
 def _export(train_dir):
@@ -422,6 +675,11 @@ def _replace(settings, values, source):
     if unknown:
         raise ValueError(f"unknown {source} keys {unknown}; known keys: {sorted(known)}")
     return dataclasses.replace(settings, **values)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {name}={value!r}")
 
 
 def _check_int(name, value, minimum):

@@ -1,0 +1,80 @@
+"""Writes 16-bit WAV clips from a trained WaveGAN generator.
+
+Installed as the command wavegan-generate; in a source checkout also python generate.py.
+
+The model is a training directory (G from its newest checkpoint), its export/ folder, or any
+SavedModel written by wavegan_tf.export. Examples:
+
+  python generate.py --model runs/sc09 --n 16 --out_dir samples
+  python generate.py --model runs/sc09/export --seed 7 --z_out z.npy --concat
+  python generate.py --model runs/sc09 --z_in z.npy --out_dir again
+  python generate.py --model runs/sc09 --interpolate 8 --seed 3 --out_dir walk
+
+Expected failures (missing model, no checkpoint, damaged checkpoints or export, wrong
+SavedModel, unwritable output, existing files) are printed as "error: ..." with exit status 1.
+"""
+
+import sys
+
+from absl import app, flags
+
+from wavegan_tf import generation
+from wavegan_tf.cli import run_program
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string(
+    "model", None,
+    "A training directory (uses its newest checkpoint), its export/ folder, or any SavedModel "
+    "exported by wavegan_tf.")
+flags.DEFINE_integer(
+    "n", None,
+    f"Number of clips drawn at random (default {generation.DEFAULT_NUM_CLIPS}); not allowed "
+    "with --z_in or --interpolate, which fix the count.")
+flags.DEFINE_string("out_dir", "generated", "Folder for the WAV files; created if missing.")
+flags.DEFINE_integer(
+    "seed", 0,
+    "Seed of z ~ U(-1, 1) (numpy default_rng). The same seed gives the same clips from a "
+    "training directory and from its export; clip i does not depend on --n.")
+flags.DEFINE_integer(
+    "batch_size", generation.DEFAULT_BATCH_SIZE, "Clips per forward pass of the generator.")
+flags.DEFINE_string(
+    "z_in", None,
+    "A .npy of z vectors [n, latent_dim] to generate from (one clip per row), e.g. a --z_out "
+    "file, to reproduce or edit clips.")
+flags.DEFINE_string("z_out", None, "Also write the z used, [n, latent_dim] float32, to this .npy.")
+flags.DEFINE_integer(
+    "interpolate", 0,
+    "If >= 2, write this many clips along the straight line from the z of --seed to the z of "
+    "--seed + 1 (the first clip of each seed); 0 turns it off.")
+flags.DEFINE_boolean(
+    "concat", False,
+    f"Also write {generation.CONCAT_FILENAME}: all clips in order, each followed by "
+    f"{generation.CONCAT_GAP_SECONDS} s of silence.")
+flags.DEFINE_boolean(
+    "overwrite", False, "Replace existing output files instead of refusing to write.")
+flags.mark_flag_as_required("model")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        written = generation.run_generation(
+            FLAGS.model, FLAGS.out_dir, n=FLAGS.n, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
+            z_in=FLAGS.z_in, z_out=FLAGS.z_out, interpolate=FLAGS.interpolate,
+            concat=FLAGS.concat, overwrite=FLAGS.overwrite)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} files to {FLAGS.out_dir}")
+    return 0
+
+
+def run():
+    """Entry point of ``wavegan-generate`` and ``python generate.py``."""
+    run_program(main, __name__)
+
+
+if __name__ == "__main__":
+    run()
