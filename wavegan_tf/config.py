@@ -20,7 +20,8 @@ CONFIG_FILENAME = "config.json"
 # must not change them.
 ARCHITECTURE_FIELDS = (
     "slice_len", "num_channels", "sample_rate", "model_dim", "latent_dim", "kernel_len",
-    "phase_shuffle", "upsample", "post_proc_filt_len", "batchnorm", "loss",
+    "phase_shuffle", "upsample", "post_proc_filt_len", "batchnorm", "loss", "conditional",
+    "class_names",
 )
 
 
@@ -40,6 +41,10 @@ class WaveGANConfig:
     upsample: str = "zeros"
     post_proc_filt_len: int = 0
     batchnorm: bool = False
+    # Class conditioning: labels from the data folder's class subfolders. class_names are the
+    # classes in label order; None until a conditional run reads them from its data.
+    conditional: bool = False
+    class_names: list = None
     # Objective
     loss: str = "wgan-gp"
     n_critic: int = 5
@@ -61,25 +66,48 @@ class WaveGANConfig:
             raise ValueError(f"batch_size must be >= 1, got batch_size={self.batch_size!r}")
         if self.sample_rate < 1:
             raise ValueError(f"sample_rate must be >= 1, got sample_rate={self.sample_rate!r}")
+        if self.class_names is not None:
+            if not self.conditional:
+                raise ValueError(f"class_names={self.class_names!r} needs conditional=True")
+            names = [str(name) for name in self.class_names]
+            if len(names) < 2 or len(set(names)) != len(names):
+                raise ValueError(f"class_names must name at least 2 distinct classes, got "
+                                 f"class_names={self.class_names!r}")
+            self.class_names = names
+
+    @property
+    def num_classes(self):
+        """The number of classes of a conditional run (0 when unconditional).
+
+        A conditional config must know its classes (``class_names``) before models are built.
+        """
+        if not self.conditional:
+            return 0
+        if self.class_names is None:
+            raise ValueError("a conditional config needs class_names (the classes of its data "
+                             "folder, see wavegan_tf.data.list_classes) before building models")
+        return len(self.class_names)
 
     def build_generator(self):
         return build_generator(
             latent_dim=self.latent_dim, slice_len=self.slice_len, num_channels=self.num_channels,
             model_dim=self.model_dim, kernel_len=self.kernel_len, upsample=self.upsample,
-            use_batchnorm=self.batchnorm, post_proc_filt_len=self.post_proc_filt_len)
+            use_batchnorm=self.batchnorm, post_proc_filt_len=self.post_proc_filt_len,
+            num_classes=self.num_classes)
 
     def build_discriminator(self):
         return build_discriminator(
             slice_len=self.slice_len, num_channels=self.num_channels, model_dim=self.model_dim,
             kernel_len=self.kernel_len, phase_shuffle_rad=self.phase_shuffle,
-            use_batchnorm=self.batchnorm)
+            use_batchnorm=self.batchnorm, num_classes=self.num_classes)
 
     def build_gan(self, jit_compile=False):
         """A compiled :class:`WaveGAN` with fresh G and D and this config's optimizers; with
         ``jit_compile`` its train step is compiled with XLA."""
         gan = WaveGAN(self.build_generator(), self.build_discriminator(), loss=self.loss,
                       n_critic=self.n_critic, gp_weight=self.gp_weight,
-                      clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed)
+                      clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed,
+                      num_classes=self.num_classes)
         g_opt, d_opt = losses.default_optimizers(self.loss)
         if self.g_learning_rate:
             g_opt.learning_rate = self.g_learning_rate

@@ -6,6 +6,13 @@ serves batches with TensorFlow ops only: each pass draws new window offsets and 
 (the rule of :mod:`wavegan_tf.slicing`, computed on the whole table at once), and every batch is
 one ``tf.gather`` of ``start + range(slice_len)``. No Python runs per batch, so the pipeline is
 fast, runs in parallel, and never holds the interpreter at exit.
+
+Labels. With ``labels=True`` the folder is read as one subfolder per class,
+``DATA_DIR/<class>/...`` (files at any depth below a class folder belong to it), and every batch
+comes with the int32 class index of each window. The classes are the sorted first-level
+subfolders (:func:`list_classes`), or the ``class_names`` given, in that order; the class
+balance (files and seconds per class) is logged when the audio is loaded
+(:func:`class_balance`).
 """
 
 import hashlib
@@ -14,6 +21,7 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from wavegan_tf import audio_files, slicing
 
@@ -23,8 +31,12 @@ _CACHE_VERSION = 1
 def audio_dataset(data_dir, slice_len=16384, sample_rate=16000, num_channels=1, batch_size=64,
                   first_slice=False, overlap_ratio=0.0, pad_end=False, normalize=True,
                   shuffle=True, seed=None, cache="memory", repeat=True,
-                  max_cache_bytes=4 * 2**30, num_shards=1, shard_index=0):
+                  max_cache_bytes=4 * 2**30, num_shards=1, shard_index=0, labels=False,
+                  class_names=None):
     """A ``tf.data.Dataset`` of float32 batches ``[batch_size, slice_len, num_channels]``.
+
+    With ``labels`` each element is ``(audio, label)`` instead, ``label`` an int32 ``[batch_size]``
+    of class indices into ``class_names`` (default: :func:`list_classes` of ``data_dir``).
 
     Files are found recursively under ``data_dir`` (wav, flac, ogg, aiff/aif, and mp3 where
     libsndfile reads it; extensions in any case); unusable files are skipped with a warning
@@ -55,16 +67,26 @@ def audio_dataset(data_dir, slice_len=16384, sample_rate=16000, num_channels=1, 
       num_shards, shard_index: keep only the usable files ``shard_index::num_shards`` (in sorted
         path order), so that each of ``num_shards`` workers trains on its own files. Every
         worker still decodes the whole folder once; only its shard is kept.
+      labels: yield ``(audio, label)`` batches, the labels from the class subfolders.
+      class_names: with ``labels``, the class subfolders to read, in label order (others are
+        not read); None means all of them, sorted.
 
     Raises:
       ValueError: a bad argument (naming it), no usable audio, audio larger than
-        ``max_cache_bytes``, or fewer windows than one batch.
-      FileNotFoundError: ``data_dir`` does not exist.
+        ``max_cache_bytes``, or fewer windows than one batch; with ``labels`` also a folder
+        that is not one subfolder per class (see :func:`list_classes`) or a class without
+        usable audio.
+      FileNotFoundError: ``data_dir`` (or a named class subfolder) does not exist.
     """
     hop = _check_args(slice_len, sample_rate, num_channels, batch_size, overlap_ratio, cache,
                       max_cache_bytes)
+    if class_names is not None and not labels:
+        raise ValueError(f"class_names={list(class_names)!r} is only used with labels=True")
+    if labels:
+        class_names = check_class_names(data_dir, class_names)
     store = load_audio_store(data_dir, sample_rate, num_channels, normalize, cache,
-                             max_cache_bytes, num_shards, shard_index)
+                             max_cache_bytes, num_shards, shard_index,
+                             class_names=class_names)
     fewest = int(slicing.num_windows(
         store.lengths, slice_len, hop, pad_end, first_slice,
         slicing.max_offset(store.lengths, slice_len, hop) - 1).sum())
@@ -78,42 +100,131 @@ def audio_dataset(data_dir, slice_len=16384, sample_rate=16000, num_channels=1, 
 
 
 class AudioStore:
-    """All decoded audio of a folder: ``audio[starts[i]:starts[i] + lengths[i]]`` is file ``i``."""
+    """All decoded audio of a folder: ``audio[starts[i]:starts[i] + lengths[i]]`` is file ``i``.
 
-    def __init__(self, audio, lengths, paths):
+    A labelled store also has ``labels`` (the class index of each file) and ``class_names``;
+    otherwise both are None.
+    """
+
+    def __init__(self, audio, lengths, paths, labels=None, class_names=None):
         self.audio = audio
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.starts = np.cumsum(self.lengths) - self.lengths
         self.paths = list(paths)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int32)
+        self.class_names = None if class_names is None else list(class_names)
+
+
+def list_classes(data_dir):
+    """The class names of a labelled folder: its non-hidden first-level subfolders, sorted.
+
+    Raises FileNotFoundError for a missing folder, and ValueError when audio files sit at the
+    top level (every file must be inside a class subfolder) or there are fewer than 2 classes.
+    """
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"data folder {data_dir!r} does not exist (with labels: one "
+                                "subfolder of audio files per class)")
+    entries = sorted(name for name in os.listdir(data_dir) if not name.startswith("."))
+    classes = [name for name in entries if os.path.isdir(os.path.join(data_dir, name))]
+    extensions = audio_files.audio_extensions()
+    loose = [name for name in entries if os.path.isfile(os.path.join(data_dir, name))
+             and os.path.splitext(name)[1].lower() in extensions]
+    if loose:
+        where = f"and in the class subfolders {classes}" if classes else "and no class subfolders"
+        raise ValueError(
+            f"{data_dir!r} has audio files at its top level ({', '.join(loose[:3])}"
+            f"{', ...' if len(loose) > 3 else ''}) {where}; with labels every file must sit in "
+            "a subfolder named for its class (DATA_DIR/<class>/...): move them into one")
+    if len(classes) < 2:
+        raise ValueError(f"{data_dir!r} has {len(classes)} class subfolders {classes}; labels "
+                         "need at least 2 (one subfolder of audio files per class)")
+    return classes
+
+
+def check_class_names(data_dir, class_names=None):
+    """``class_names`` (default: :func:`list_classes`) after checking the folder's layout and
+    that each names a subfolder of ``data_dir``; a list of str."""
+    found = list_classes(data_dir)
+    if class_names is None:
+        return found
+    class_names = [str(name) for name in class_names]
+    if len(class_names) < 2 or len(set(class_names)) != len(class_names):
+        raise ValueError(f"class_names must name at least 2 distinct classes, got "
+                         f"{class_names!r}")
+    missing = [name for name in class_names if name not in found]
+    if missing:
+        raise FileNotFoundError(f"no class subfolder {missing} in {data_dir!r}; its classes are "
+                                f"{found}")
+    return class_names
+
+
+def class_balance(store, sample_rate):
+    """``{class: {"files": n, "seconds": s, "share": fraction of all seconds}}`` of a labelled
+    store, in label order."""
+    seconds = np.bincount(store.labels, weights=store.lengths,
+                          minlength=len(store.class_names)) / sample_rate
+    files = np.bincount(store.labels, minlength=len(store.class_names))
+    total = max(float(seconds.sum()), 1e-12)
+    return {name: {"files": int(files[i]), "seconds": float(seconds[i]),
+                   "share": float(seconds[i]) / total}
+            for i, name in enumerate(store.class_names)}
 
 
 def load_audio_store(data_dir, sample_rate=16000, num_channels=1, normalize=True,
-                     cache="memory", max_cache_bytes=4 * 2**30, num_shards=1, shard_index=0):
+                     cache="memory", max_cache_bytes=4 * 2**30, num_shards=1, shard_index=0,
+                     class_names=None):
     """Decode (or load from the disk cache) the usable audio of ``data_dir`` into one array.
 
-    With ``num_shards > 1`` only the files ``shard_index::num_shards`` are kept.
+    With ``class_names`` only the subfolders ``data_dir/<class>`` are read and each file is
+    labelled with its class's index; the class balance is logged. With ``num_shards > 1`` only
+    the files ``shard_index::num_shards`` are kept.
     """
     _check_shard(num_shards, shard_index)
     load = None
     if cache != "memory":
         load = lambda p: _cached_decode(cache, p, sample_rate, num_channels)  # noqa: E731
-    report = audio_files.scan_audio_folder(data_dir, sample_rate, num_channels, keep_audio=True,
-                                           load=load, max_audio_bytes=max_cache_bytes)
-    parts, lengths, paths = report.audio, report.lengths, report.used
-    report.audio = None
+    folders = [data_dir] if class_names is None else [
+        os.path.join(data_dir, name) for name in class_names]
+    parts, lengths, paths, labels = [], [], [], []
+    budget = max_cache_bytes
+    for label, folder in enumerate(folders):
+        report = audio_files.scan_audio_folder(folder, sample_rate, num_channels,
+                                               keep_audio=True, load=load,
+                                               max_audio_bytes=budget)
+        parts += report.audio
+        lengths += report.lengths
+        paths += report.used
+        labels += [label] * len(report.used)
+        budget -= sum(report.lengths) * num_channels * 4
+        report.audio = None
     if num_shards > 1:
         if len(paths) < num_shards:
             raise ValueError(
                 f"{data_dir!r} has {len(paths)} usable files, fewer than num_shards={num_shards}: "
                 "every shard needs at least one file")
         keep = slice(shard_index, None, num_shards)
-        parts, lengths, paths = parts[keep], lengths[keep], paths[keep]
+        parts, lengths, paths, labels = parts[keep], lengths[keep], paths[keep], labels[keep]
     if normalize:
         for part in parts:
             peak = np.abs(part).max()
             if peak > 0:
                 part /= peak
-    return AudioStore(np.concatenate(parts), lengths, paths)
+    if class_names is None:
+        return AudioStore(np.concatenate(parts), lengths, paths)
+    store = AudioStore(np.concatenate(parts), lengths, paths, labels, class_names)
+    _log_class_balance(data_dir, class_balance(store, sample_rate))
+    return store
+
+
+def _log_class_balance(data_dir, balance):
+    logging.info("Classes of %s: %s", data_dir, ", ".join(
+        f"{name} {b['files']} files ({b['seconds']:.1f} s, {b['share']:.0%})"
+        for name, b in balance.items()))
+    shares = [b["share"] for b in balance.values()]
+    if max(shares) > 2 * min(shares):
+        logging.warning("The classes of %s are unbalanced (%.0f%% to %.0f%% of the audio); "
+                        "training sees each class about as often as its share", data_dir,
+                        100 * min(shares), 100 * max(shares))
 
 
 def window_table(lengths, slice_len, hop, pad_end, first_slice, offsets):
@@ -143,6 +254,7 @@ def _batches(store, slice_len, hop, batch_size, pad_end, first_slice, shuffle, s
     lengths = tf.constant(store.lengths)
     file_starts = tf.constant(store.starts)
     max_offsets = tf.constant(slicing.max_offset(store.lengths, slice_len, hop))
+    file_labels = None if store.labels is None else tf.constant(store.labels, tf.int32)
 
     def one_pass(pass_index):
         offset_seed = tf.stack([tf.constant(seed, tf.int64), pass_index * 2])
@@ -161,8 +273,11 @@ def _batches(store, slice_len, hop, batch_size, pad_end, first_slice, shuffle, s
         # One contiguous slice per window: several times faster than a gather of every sample.
         windows = tf.stack([audio[starts[i]:starts[i] + slice_len] for i in range(batch_size)])
         windows = tf.ensure_shape(windows, [batch_size, slice_len, channels])
-        return tf.cond(tf.reduce_all(valid >= slice_len), lambda: windows,
-                       lambda: _zero_padding(windows, valid, slice_len))
+        windows = tf.cond(tf.reduce_all(valid >= slice_len), lambda: windows,
+                          lambda: _zero_padding(windows, valid, slice_len))
+        if file_labels is None:
+            return windows
+        return windows, tf.gather(file_labels, file_index)
 
     passes = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
     dataset = passes.flat_map(one_pass).batch(batch_size, drop_remainder=True)

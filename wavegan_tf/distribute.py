@@ -19,6 +19,8 @@ The update is the one a single device would make with the global batch (see
 Data: every worker builds its own input pipeline over its own files (``audio_dataset``'s
 ``num_shards``/``shard_index``) and splits each of its batches between its local replicas in
 order. With one worker the replicas together see exactly the batches a single device would.
+A labelled dataset (a conditional run's ``(audio, label)`` batches) is split alike, the labels
+staying with their clips.
 
 Checkpoints: mirrored variables are saved once, so a checkpoint written under any strategy
 restores under any other (or none). Under ``MultiWorkerMirroredStrategy`` saving is a collective
@@ -116,7 +118,8 @@ def distribute_critic_batches(strategy, make_batches, global_batch_size, n_criti
 def split_between_replicas(stacks, replicas):
     """Each ``[n_critic, replicas * b, ...]`` element as ``replicas`` elements
     ``[n_critic, b, ...]``, in order: rows ``[r * b, (r + 1) * b)`` of every critic batch go to
-    the ``r``-th element, which the strategy hands to the worker's ``r``-th replica.
+    the ``r``-th element, which the strategy hands to the worker's ``r``-th replica. Each part
+    of an ``(audio, label)`` element is split the same way.
     """
     if replicas == 1:
         return stacks
@@ -124,7 +127,11 @@ def split_between_replicas(stacks, replicas):
     def split(stack):
         return tf.stack(tf.split(stack, replicas, axis=1))
 
-    return stacks.map(split).unbatch()
+    def split_element(*element):
+        # An (audio, label) element arrives as two arguments; each part is split alike.
+        return tf.nest.map_structure(split, element if len(element) > 1 else element[0])
+
+    return stacks.map(split_element).unbatch()
 
 
 def distributed_audio_dataset(strategy, data_dir, global_batch_size, n_critic, seed=None,

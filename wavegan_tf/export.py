@@ -9,6 +9,12 @@
   facts plus the run's config in the asset ``assets/wavegan.json``;
 * ``generator.keras``: G alone, for ``keras.saving.load_model``.
 
+A class-conditional G (``config.conditional``) is exported with a label in both signatures:
+``serving_default`` takes ``z`` float32 ``[None, latent_dim]`` and ``label`` int32 ``[None]``,
+``generate`` takes ``n``, ``seed`` and one ``label`` int32 scalar for all ``n`` clips; the class
+names, in label order, are the string vector ``loaded.class_names`` and ``class_names`` in the
+metadata asset. An unconditional export has neither the label inputs nor ``class_names``.
+
 The folder is written beside its target under a temporary name and renamed into place, so an
 interrupted export never leaves a half model there and never loses the previous export. Exports
 to the same folder wait for each other, and the next export repairs what a killed one left: a
@@ -66,28 +72,57 @@ class GeneratorExport(tf.Module):
         self.precision = _constant_variable(precision, tf.string)
         self.metadata = tf.saved_model.Asset(metadata_path)
         self._latent_dim = int(config.latent_dim)
-        self.serve = tf.function(
-            self._serve,
-            input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")])
-        self.generate = tf.function(
-            self._generate,
-            input_signature=[tf.TensorSpec([], tf.int32, name="n"),
-                             tf.TensorSpec([], tf.int64, name="seed")])
+        z_spec = tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")
+        count_specs = [tf.TensorSpec([], tf.int32, name="n"),
+                       tf.TensorSpec([], tf.int64, name="seed")]
+        if config.conditional:
+            self.class_names = _constant_variable(config.class_names, tf.string)
+            self._num_classes = len(config.class_names)
+            self.serve = tf.function(
+                self._serve_label,
+                input_signature=[z_spec, tf.TensorSpec([None], tf.int32, name="label")])
+            self.generate = tf.function(
+                self._generate_label,
+                input_signature=count_specs + [tf.TensorSpec([], tf.int32, name="label")])
+        else:
+            self.serve = tf.function(self._serve, input_signature=[z_spec])
+            self.generate = tf.function(self._generate, input_signature=count_specs)
 
-    def _audio(self, z):
-        return tf.clip_by_value(self.generator(z, training=False), -1.0, 1.0)
+    def _audio(self, inputs):
+        return tf.clip_by_value(self.generator(inputs, training=False), -1.0, 1.0)
 
     def _serve(self, z):
         """audio = G(z) for z ``[batch, latent_dim]``."""
         return {"audio": self._audio(z)}
 
-    def _generate(self, n, seed):
-        """``n`` clips from z ~ U(-1, 1) drawn statelessly from ``seed`` (same seed, same z)."""
+    def _serve_label(self, z, label):
+        """audio = G(z, label) for z ``[batch, latent_dim]`` and label ``[batch]``."""
+        self._check_labels(label)
+        return {"audio": self._audio([z, label])}
+
+    def _sample_z(self, n, seed):
+        """``n`` z ~ U(-1, 1) drawn statelessly from ``seed`` (same seed, same z)."""
         tf.debugging.assert_non_negative(n, message="n must be >= 0")
-        z = tf.random.stateless_uniform(
+        return tf.random.stateless_uniform(
             tf.stack([n, self._latent_dim]), seed=tf.stack([seed, tf.constant(0, tf.int64)]),
             minval=-1.0, maxval=1.0, dtype=tf.float32)
+
+    def _generate(self, n, seed):
+        """``n`` clips from z ~ U(-1, 1) drawn statelessly from ``seed`` (same seed, same z)."""
+        z = self._sample_z(n, seed)
         return {"audio": self._audio(z), "z": z}
+
+    def _generate_label(self, n, seed, label):
+        """``n`` clips of class ``label`` from the z of ``seed`` (the same z for every label)."""
+        z = self._sample_z(n, seed)
+        labels = tf.fill([n], label)
+        self._check_labels(labels)
+        return {"audio": self._audio([z, labels]), "z": z}
+
+    def _check_labels(self, labels):
+        tf.debugging.assert_non_negative(labels, message="label must be >= 0")
+        tf.debugging.assert_less(labels, self._num_classes,
+                                 message=f"label must be < the {self._num_classes} classes")
 
     def signatures(self):
         return {SERVING_SIGNATURE: self.serve, GENERATE_SIGNATURE: self.generate}
@@ -100,12 +135,16 @@ def _constant_variable(value, dtype):
 def export_metadata(config, step, precision="float32"):
     """The contents of ``assets/wavegan.json``: audio facts, step, version and the run config."""
     metadata = {name: getattr(config, name) for name in AUDIO_ATTRIBUTES}
+    label = ["label"] if config.conditional else []
     metadata.update(step=int(step), wavegan_tf_version=wavegan_tf.__version__,
                     precision=precision,
-                    signatures={SERVING_SIGNATURE: {"inputs": ["z"], "outputs": ["audio"]},
-                                GENERATE_SIGNATURE: {"inputs": ["n", "seed"],
+                    signatures={SERVING_SIGNATURE: {"inputs": ["z"] + label,
+                                                    "outputs": ["audio"]},
+                                GENERATE_SIGNATURE: {"inputs": ["n", "seed"] + label,
                                                      "outputs": ["audio", "z"]}},
                     config=config.to_dict())
+    if config.conditional:
+        metadata["class_names"] = list(config.class_names)
     return metadata
 
 

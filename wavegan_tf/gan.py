@@ -8,6 +8,14 @@ Feeding the critic: each element of the dataset given to ``fit`` holds the real 
 critic updates of one step, either as ``[n_critic, batch, time, channels]`` (see
 :func:`critic_batches`) or as ``[n_critic * batch, time, channels]``, split in order.
 
+Class-conditional training (``num_classes > 0``; G takes ``[z, label]`` and D
+``[audio, label]``, see :mod:`wavegan_tf.models`): each element is ``(audio, label)``, the labels
+int32 ``[n_critic, batch]`` or ``[n_critic * batch]`` to match the audio. The fake clips of a
+critic update are generated for the labels of its real batch, and the generator update uses the
+labels of the step's last real batch, so D always compares real and fake clips of the same
+label mix and G is trained on the classes as often as they occur in the data. The gradient
+penalty is taken with respect to the audio only, with each example's label held fixed.
+
 Under a ``tf.distribute`` strategy (build the model in ``strategy.scope()`` and feed it a dataset
 from :mod:`wavegan_tf.distribute`) each replica runs ``train_step`` on its share of the global
 batch. Keras optimizers sum the replicas' gradients, so every loss is divided by the number of
@@ -38,10 +46,12 @@ class WaveGAN(keras.Model):
         clip_value: weight-clipping bound for the discriminator ("wgan" only).
         latent_dim: size of z.
         seed: optional int seed for z, the penalty's interpolation weights and nothing else.
+        num_classes: 0 for the paper's unconditional WaveGAN; else the number of classes of a
+            class-conditional G and D (each must then take a label as its second input).
     """
 
     def __init__(self, generator, discriminator, loss="wgan-gp", n_critic=5, gp_weight=10.0,
-                 clip_value=0.01, latent_dim=100, seed=None, **kwargs):
+                 clip_value=0.01, latent_dim=100, seed=None, num_classes=0, **kwargs):
         super().__init__(**kwargs)
         losses.check_loss(loss)
         if int(n_critic) != n_critic or n_critic < 1:
@@ -50,6 +60,8 @@ class WaveGAN(keras.Model):
             raise ValueError(f"gp_weight must be >= 0, got gp_weight={gp_weight!r}")
         if clip_value <= 0:
             raise ValueError(f"clip_value must be > 0, got clip_value={clip_value!r}")
+        _check_conditioning(generator, discriminator, num_classes)
+        self.num_classes = int(num_classes)
         self.generator = generator
         self.discriminator = discriminator
         self.loss_name = loss
@@ -89,7 +101,13 @@ class WaveGAN(keras.Model):
             trackers.append(self.gp_tracker)
         return trackers
 
+    @property
+    def conditional(self):
+        """True for a class-conditional WaveGAN (``num_classes > 0``)."""
+        return self.num_classes > 0
+
     def call(self, z, training=False):
+        """G(z), or G([z, label]) for a conditional WaveGAN."""
         return self.generator(z, training=training)
 
     def sample_z(self, batch_size):
@@ -108,9 +126,10 @@ class WaveGAN(keras.Model):
 
     def train_step(self, data):
         real_batches = self._critic_real_batches(data)
-        for real in real_batches:
-            self._critic_step(real)
-        self._generator_step(ops.shape(real_batches[0])[0])
+        label_batches = self._critic_label_batches(data)
+        for real, labels in zip(real_batches, label_batches):
+            self._critic_step(real, labels)
+        self._generator_step(ops.shape(real_batches[0])[0], label_batches[-1])
         results = {m.name: m.result() for m in self.metrics}
         if _fit_reduces_along_axis_0(tf.distribute.get_strategy()):
             results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
@@ -118,7 +137,9 @@ class WaveGAN(keras.Model):
 
     def _critic_real_batches(self, data):
         """Splits one dataset element into ``n_critic`` real batches (see the module doc)."""
-        if isinstance(data, (tuple, list)):
+        if self.conditional:
+            data = self._audio_and_labels(data)[0]
+        elif isinstance(data, (tuple, list)):
             data = data[0]
         if len(data.shape) == 4:
             if data.shape[0] is not None and data.shape[0] != self.n_critic:
@@ -136,16 +157,48 @@ class WaveGAN(keras.Model):
                 f"by n_critic={self.n_critic}, got shape {tuple(data.shape)}")
         return ops.split(data, self.n_critic, axis=0)
 
-    def _critic_step(self, real):
+    def _critic_label_batches(self, data):
+        """The labels of the ``n_critic`` real batches (None for each when unconditional)."""
+        if not self.conditional:
+            return [None] * self.n_critic
+        audio, labels = self._audio_and_labels(data)
+        expected = len(audio.shape) - 2
+        if len(labels.shape) != expected or (
+                labels.shape[0] is not None and audio.shape[0] is not None
+                and labels.shape[0] != audio.shape[0]):
+            raise ValueError(
+                f"labels must match the audio's leading axes ({tuple(audio.shape[:expected])}), "
+                f"got shape {tuple(labels.shape)} for audio of shape {tuple(audio.shape)}")
+        labels = ops.cast(labels, "int32")
+        if expected == 2:
+            return [labels[i] for i in range(self.n_critic)]
+        return ops.split(labels, self.n_critic, axis=0)
+
+    def _audio_and_labels(self, data):
+        if not isinstance(data, (tuple, list)) or len(data) < 2 or data[1] is None:
+            raise ValueError(
+                f"a conditional WaveGAN (num_classes={self.num_classes}) needs (audio, label) "
+                "dataset elements, e.g. critic_batches(audio_dataset(..., labels=True), "
+                "n_critic); got audio without labels")
+        return data[0], data[1]
+
+    def _generate(self, z, labels, training):
+        return self.generator(z if labels is None else [z, labels], training=training)
+
+    def _discriminate(self, audio, labels, training):
+        return self.discriminator(audio if labels is None else [audio, labels],
+                                  training=training)
+
+    def _critic_step(self, real, labels=None):
         batch_size = ops.shape(real)[0]
-        fake = self.generator(self.sample_z(batch_size), training=True)
+        fake = self._generate(self.sample_z(batch_size), labels, training=True)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = self._discriminate(real, labels, training=True)
+            fake_logits = self._discriminate(fake, labels, training=True)
             d_loss = losses.discriminator_loss(self.loss_name, real_logits, fake_logits)
             gp = ops.zeros(())
             if self.loss_name == "wgan-gp":
-                gp = self._gradient_penalty(real, fake)
+                gp = self._gradient_penalty(real, fake, labels)
                 d_loss = d_loss + self.gp_weight * gp
             scaled_loss = self.d_optimizer.scale_loss(_replica_share(d_loss))
         variables = self.discriminator.trainable_variables
@@ -158,19 +211,24 @@ class WaveGAN(keras.Model):
         self.wasserstein_tracker.update_state(ops.mean(real_logits) - ops.mean(fake_logits))
         self.gp_tracker.update_state(gp)
 
-    def _gradient_penalty(self, real, fake):
-        """WGAN-GP term at x_hat = x + alpha (G(z) - x), alpha ~ U(0, 1) per example."""
+    def _gradient_penalty(self, real, fake, labels=None):
+        """WGAN-GP term at x_hat = x + alpha (G(z) - x), alpha ~ U(0, 1) per example.
+
+        For a conditional D the gradient is taken with respect to x_hat only, each example's
+        label held fixed (real and fake share the labels, so x_hat is a clip of that label).
+        """
         alpha = self.sample_alpha(ops.shape(real)[0])
         x_hat = losses.interpolate(real, fake, alpha)
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
-            logits = self.discriminator(x_hat, training=True)
+            logits = self._discriminate(x_hat, labels, training=True)
         return losses.gradient_penalty(tape.gradient(logits, x_hat))
 
-    def _generator_step(self, batch_size):
+    def _generator_step(self, batch_size, labels=None):
         z = self.sample_z(batch_size)
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            fake_logits = self._discriminate(self._generate(z, labels, training=True), labels,
+                                             training=True)
             g_loss = losses.generator_loss(self.loss_name, fake_logits)
             scaled_loss = self.g_optimizer.scale_loss(_replica_share(g_loss))
         variables = self.generator.trainable_variables
@@ -184,6 +242,7 @@ class WaveGAN(keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "loss": self.loss_name, "n_critic": self.n_critic, "gp_weight": self.gp_weight,
             "clip_value": self.clip_value, "latent_dim": self.latent_dim, "seed": self.seed,
+            "num_classes": self.num_classes,
         }
 
     @classmethod
@@ -192,6 +251,21 @@ class WaveGAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+def _check_conditioning(generator, discriminator, num_classes):
+    """ValueError unless G and D take a label (a second input) exactly when ``num_classes``."""
+    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 0 \
+            or num_classes == 1:
+        raise ValueError(f"num_classes must be 0 (unconditional) or an integer >= 2, "
+                         f"got num_classes={num_classes!r}")
+    for role, model in (("generator", generator), ("discriminator", discriminator)):
+        takes_label = len(getattr(model, "inputs", None) or [None]) == 2
+        if takes_label != bool(num_classes):
+            raise ValueError(
+                f"the {role} {'takes' if takes_label else 'does not take'} a label input but "
+                f"num_classes={num_classes!r}; build G and D with the same num_classes as the "
+                "WaveGAN")
 
 
 def _replica_share(loss):
@@ -244,5 +318,7 @@ def critic_batches(dataset, n_critic):
     """Groups a dataset of ``[batch, time, channels]`` batches into ``n_critic``-stacks.
 
     The result feeds :class:`WaveGAN` so that every critic update sees its own real batch.
+    A dataset of ``(audio, label)`` batches gives ``(audio, label)`` stacks,
+    ``[n_critic, batch, time, channels]`` and ``[n_critic, batch]``.
     """
     return dataset.batch(n_critic, drop_remainder=True)

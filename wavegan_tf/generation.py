@@ -4,6 +4,10 @@ A model is given as a training directory (G is restored from its newest checkpoi
 ``export/`` folder, or as any SavedModel written by :func:`wavegan_tf.export.export_generator`.
 z is drawn on the host with ``numpy.random.default_rng(seed).uniform(-1, 1)``, so a seed names
 the same z, and therefore the same audio, whichever form of the model is loaded.
+
+A class-conditional model also takes a label per clip: ``label`` (a class name or index) writes
+every clip of that class, ``per_class`` writes that many clips of every class into
+``OUT/<class>/``, each class from the same z (clip i of every class is z row i).
 """
 
 import os
@@ -34,10 +38,11 @@ class GenerationModel:
         sample_rate, latent_dim, slice_len, num_channels: the model's audio facts.
         source: the path it was loaded from.
         step: the generator step it was trained for.
+        class_names: the classes of a conditional model in label order, else None.
     """
 
     def __init__(self, audio_fn, *, sample_rate, latent_dim, slice_len, num_channels, source,
-                 step):
+                 step, class_names=None):
         self._audio_fn = audio_fn
         self.sample_rate = int(sample_rate)
         self.latent_dim = int(latent_dim)
@@ -45,18 +50,61 @@ class GenerationModel:
         self.num_channels = int(num_channels)
         self.source = source
         self.step = int(step)
+        self.class_names = None if class_names is None else list(class_names)
 
-    def generate(self, z, batch_size=DEFAULT_BATCH_SIZE):
+    @property
+    def conditional(self):
+        return self.class_names is not None
+
+    def label_index(self, label):
+        """The class index of ``label``: a class name, or an index (int or digits).
+
+        A name wins over an index, so classes named "0".."9" mean what they say. Raises
+        ValueError listing the known classes for anything else, and for an unconditional model.
+        """
+        if not self.conditional:
+            raise ValueError(f"model {self.source!r} is unconditional: it takes no label")
+        if str(label) in self.class_names:
+            return self.class_names.index(str(label))
+        text = str(label).strip()
+        if text.isdigit() and int(text) < len(self.class_names):
+            return int(text)
+        raise ValueError(f"unknown label {label!r} for model {self.source!r}; its classes are "
+                         f"{self.class_names} (a name, or an index 0-"
+                         f"{len(self.class_names) - 1})")
+
+    def generate(self, z, batch_size=DEFAULT_BATCH_SIZE, labels=None):
         """Audio ``[n, slice_len, num_channels]`` float32 in [-1, 1] for z ``[n, latent_dim]``.
 
-        z is fed through G ``batch_size`` rows at a time to bound memory.
+        A conditional model needs ``labels``: class indices ``[n]``, or one index for all
+        clips; an unconditional one takes none. z is fed through G ``batch_size`` rows at a
+        time to bound memory.
         """
         z = check_z(z, self.latent_dim)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got batch_size={batch_size!r}")
-        batches = [np.asarray(self._audio_fn(tf.constant(z[i:i + batch_size])), np.float32)
-                   for i in range(0, len(z), batch_size)]
+        labels = self._check_labels(labels, len(z))
+        batches = []
+        for i in range(0, len(z), batch_size):
+            inputs = [tf.constant(z[i:i + batch_size])]
+            if labels is not None:
+                inputs.append(tf.constant(labels[i:i + batch_size]))
+            batches.append(np.asarray(self._audio_fn(*inputs), np.float32))
         return np.clip(np.concatenate(batches, axis=0), -1.0, 1.0)
+
+    def _check_labels(self, labels, n):
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError(f"model {self.source!r} is unconditional: it takes no labels")
+            return None
+        if labels is None:
+            raise ValueError(f"model {self.source!r} is conditional: give a label per clip "
+                             f"(classes {self.class_names})")
+        labels = np.broadcast_to(np.asarray(labels), (n,)).astype(np.int32)
+        if labels.min() < 0 or labels.max() >= len(self.class_names):
+            raise ValueError(f"labels must be class indices in [0, {len(self.class_names)}) "
+                             f"for the classes {self.class_names}, got {sorted(set(labels))}")
+        return labels
 
 
 def load_model_for_generation(path):
@@ -83,10 +131,14 @@ def load_model_for_generation(path):
 
 def _from_train_dir(train_dir):
     config, generator, step = load_generator(train_dir)
+
+    def audio_fn(*inputs):
+        return generator(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+
     return GenerationModel(
-        lambda z: generator(z, training=False), sample_rate=config.sample_rate,
-        latent_dim=config.latent_dim, slice_len=config.slice_len,
-        num_channels=config.num_channels, source=train_dir, step=step)
+        audio_fn, sample_rate=config.sample_rate, latent_dim=config.latent_dim,
+        slice_len=config.slice_len, num_channels=config.num_channels, source=train_dir,
+        step=step, class_names=config.class_names if config.conditional else None)
 
 
 def _from_saved_model(path):
@@ -97,12 +149,23 @@ def _from_saved_model(path):
         raise ValueError(f"SavedModel {path!r} is not a WaveGAN export: it lacks the attributes "
                          f"{missing}")
     facts = {name: int(getattr(loaded, name).numpy()) for name in AUDIO_ATTRIBUTES}
-    z_spec = signature.structured_input_signature[1]["z"]
+    inputs = signature.structured_input_signature[1]
+    z_spec = inputs["z"]
     if z_spec.shape[1] != facts["latent_dim"]:
         raise ValueError(f"SavedModel {path!r}: serving_default takes z of shape {z_spec.shape} "
                          f"but the model says latent_dim={facts['latent_dim']}")
-    return GenerationModel(lambda z: signature(z=z)["audio"], source=path,
-                           step=int(loaded.step.numpy()), **facts)
+    class_names = None
+    if "label" in inputs:
+        if not hasattr(loaded, "class_names"):
+            raise ValueError(f"SavedModel {path!r} takes a label but lacks the attribute "
+                             "class_names: not a conditional WaveGAN export")
+        class_names = [name.decode() for name in loaded.class_names.numpy()]
+
+    def audio_fn(z, label=None):
+        return signature(z=z)["audio"] if label is None else signature(z=z, label=label)["audio"]
+
+    return GenerationModel(audio_fn, source=path, step=int(loaded.step.numpy()),
+                           class_names=class_names, **facts)
 
 
 def _load_saved_model(path):
@@ -121,9 +184,11 @@ def _load_saved_model(path):
 
 
 def _serving_signature(loaded, path):
-    """The ``serving_default`` signature, checked to map ``z`` [None, d] float32 to ``audio``."""
+    """The ``serving_default`` signature, checked to map ``z`` [None, d] float32 (and, for a
+    conditional model, ``label`` [None] int32) to ``audio``."""
     expected = ("serving_default(z: float32 [None, latent_dim]) -> "
-                "{'audio': float32 [None, slice_len, num_channels]}")
+                "{'audio': float32 [None, slice_len, num_channels]}, or for a conditional model "
+                "serving_default(z: float32 [None, latent_dim], label: int32 [None])")
     signatures = sorted(loaded.signatures.keys())
     if SERVING_SIGNATURE not in signatures:
         raise ValueError(f"SavedModel {path!r} has no {SERVING_SIGNATURE!r} signature (it has "
@@ -132,7 +197,10 @@ def _serving_signature(loaded, path):
     args, kwargs = signature.structured_input_signature
     outputs = signature.structured_outputs
     z_spec = kwargs.get("z")
-    if (args or set(kwargs) != {"z"} or z_spec.dtype != tf.float32 or z_spec.shape.rank != 2
+    label_spec = kwargs.get("label")
+    label_ok = label_spec is None or (label_spec.dtype == tf.int32 and label_spec.shape.rank == 1)
+    if (args or set(kwargs) not in ({"z"}, {"z", "label"}) or not label_ok
+            or z_spec.dtype != tf.float32 or z_spec.shape.rank != 2
             or not isinstance(outputs, dict) or "audio" not in outputs
             or outputs["audio"].shape.rank != 3):
         inputs = {name: f"{spec.dtype.name} {spec.shape}" for name, spec in kwargs.items()}
@@ -238,12 +306,21 @@ def choose_z(latent_dim, *, n=None, seed=0, interpolate=0):
     return sample_z(DEFAULT_NUM_CLIPS if n is None else n, latent_dim, seed)
 
 
-def check_options(*, n, seed, batch_size, z_in, interpolate):
+def check_options(*, n, seed, batch_size, z_in, interpolate, label=None, per_class=None):
     """Rejects contradictory or out-of-range generation options with a clear message."""
     if z_in is not None and interpolate:
         raise ValueError("--z_in and --interpolate are exclusive: give one source of z")
     if n is not None and (z_in is not None or interpolate):
         raise ValueError("--n is not used with --z_in or --interpolate (they fix the count)")
+    if label is not None and per_class is not None:
+        raise ValueError("--label and --per_class are exclusive: one class, or every class")
+    if per_class is not None and n is not None:
+        raise ValueError("--n is not used with --per_class (it is the count per class)")
+    if per_class is not None and (z_in is not None or interpolate):
+        raise ValueError("--per_class is not used with --z_in or --interpolate (they fix the "
+                         "count); give --label to write them for one class")
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"--per_class must be >= 1, got {per_class}")
     if n is not None and n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     if interpolate != 0 and interpolate < 2:
@@ -256,35 +333,66 @@ def check_options(*, n, seed, batch_size, z_in, interpolate):
 
 
 def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_SIZE, z_in=None,
-                   z_out=None, interpolate=0, concat=False, overwrite=False):
+                   z_out=None, interpolate=0, concat=False, overwrite=False, label=None,
+                   per_class=None):
     """Generates clips with the model at path ``model`` and writes them as 16-bit WAVs.
 
     The arguments are those of ``generate.py``. z comes from the ``.npy`` file ``z_in``
     (``[n, latent_dim]``), from ``interpolate`` clips between the z of ``seed`` and
     ``seed + 1``, or else from ``n`` (default 16) random rows for ``seed``. Writes
     ``out_dir/wavegan_0000.wav`` ..., with ``concat`` also ``out_dir/wavegan_all.wav``, and
-    with ``z_out`` (a ``.npy`` path) the z used. Nothing is overwritten unless ``overwrite``;
-    every file is written atomically. Returns the paths written.
+    with ``z_out`` (a ``.npy`` path) the z used. A conditional model needs ``label`` (a class
+    name or index: every clip is of that class) or ``per_class`` (that many clips of every
+    class, the same z for each, into ``out_dir/<class>/``, each folder laid out as above).
+    Nothing is overwritten unless ``overwrite``; every file is written atomically. Returns the
+    paths written.
     """
-    check_options(n=n, seed=seed, batch_size=batch_size, z_in=z_in, interpolate=interpolate)
+    check_options(n=n, seed=seed, batch_size=batch_size, z_in=z_in, interpolate=interpolate,
+                  label=label, per_class=per_class)
     generator = load_model_for_generation(model)
+    _check_conditioning_options(generator, label, per_class)
     if z_in is not None:
         z = check_z(load_z(z_in), generator.latent_dim, source=f"z file {z_in!r}")
     else:
-        z = choose_z(generator.latent_dim, n=n, seed=seed, interpolate=interpolate)
-    wav_paths, concat_path = prepare_outputs(out_dir, len(z), concat=concat, z_out=z_out,
-                                             overwrite=overwrite)
-    audio = generator.generate(z, batch_size=batch_size)
-    for path, clip in zip(wav_paths, audio):
-        wav_io.write_wav(path, clip, generator.sample_rate)
-    written = list(wav_paths)
-    if concat_path is not None:
-        written.append(wav_io.write_wav(concat_path,
-                                        concatenate_clips(audio, generator.sample_rate),
-                                        generator.sample_rate))
+        z = choose_z(generator.latent_dim, n=per_class or n, seed=seed, interpolate=interpolate)
+    if per_class is None:
+        labels = None if label is None else generator.label_index(label)
+        jobs = [(out_dir, labels)]
+    else:
+        jobs = [(os.path.join(out_dir, name), index)
+                for index, name in enumerate(generator.class_names)]
+    outputs = [prepare_outputs(folder, len(z), concat=concat, z_out=z_out, overwrite=overwrite)
+               for folder, _ in jobs]
+    written = []
+    for (_, labels), (wav_paths, concat_path) in zip(jobs, outputs):
+        audio = generator.generate(z, batch_size=batch_size, labels=labels)
+        for path, clip in zip(wav_paths, audio):
+            wav_io.write_wav(path, clip, generator.sample_rate)
+        written += wav_paths
+        if concat_path is not None:
+            written.append(wav_io.write_wav(concat_path,
+                                            concatenate_clips(audio, generator.sample_rate),
+                                            generator.sample_rate))
     if z_out is not None:
         written.append(save_z(z_out, z))
     return written
+
+
+def _check_conditioning_options(generator, label, per_class):
+    """--label/--per_class only for a conditional model, which needs one of them."""
+    if not generator.conditional:
+        given = [name for name, value in (("--label", label), ("--per_class", per_class))
+                 if value is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} need a conditional model; "
+                             f"{generator.source!r} is unconditional (trained without "
+                             "--conditional)")
+        return
+    if label is None and per_class is None:
+        raise ValueError(f"{generator.source!r} is a conditional model: give --label (one of "
+                         f"{generator.class_names}, or an index) or --per_class N")
+    if label is not None:
+        generator.label_index(label)
 
 
 def prepare_outputs(out_dir, count, *, concat, z_out, overwrite):

@@ -4,6 +4,12 @@ Shapes in the comments are per example for the paper's defaults: d = model_dim =
 c = num_channels = 1, slice_len = 16384. Longer slices follow the original code: the channel
 multiplier is 32 instead of 16 and one extra layer is added (stride 2 for 32768 samples,
 stride 4 for 65536).
+
+Class-conditional models (``num_classes > 0``) take an int32 label ``[None]`` beside their usual
+input. G concatenates a learned label embedding (:data:`LABEL_EMBEDDING_DIM` values) with z
+before the dense layer. D is a projection discriminator (Miyato & Koyama, ICLR 2018): with h the
+flattened features of the last convolution, ``logit = w.h + b + embed(label).h``, so the label
+only enters through an inner product with what D saw in the audio.
 """
 
 import keras
@@ -13,6 +19,8 @@ from wavegan_tf.phase_shuffle import PhaseShuffle
 
 SLICE_LENS = (16384, 32768, 65536)
 UPSAMPLE_MODES = ("zeros", "nearest")
+# Size of G's learned label embedding, concatenated with z in a conditional generator.
+LABEL_EMBEDDING_DIM = 50
 
 
 def _strides(slice_len):
@@ -28,6 +36,17 @@ def _strides(slice_len):
 
 def _dim_mul(slice_len):
     return 16 if slice_len == 16384 else 32
+
+
+def _check_num_classes(num_classes):
+    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 0 \
+            or num_classes == 1:
+        raise ValueError(f"num_classes must be 0 (unconditional) or an integer >= 2, "
+                         f"got num_classes={num_classes!r}")
+
+
+def _label_input():
+    return keras.Input((), dtype="int32", name="label")
 
 
 def _check_positive(**values):
@@ -55,8 +74,12 @@ def build_generator(
     upsample="zeros",
     use_batchnorm=False,
     post_proc_filt_len=0,
+    num_classes=0,
 ):
     """Builds G: z ``[None, latent_dim]`` -> audio ``[None, slice_len, num_channels]`` in [-1, 1].
+
+    With ``num_classes > 0`` G takes ``[z, label]``, label int32 ``[None]`` in
+    ``[0, num_classes)``.
 
     Args:
         latent_dim: size of z (100 in the paper; z ~ U(-1, 1)).
@@ -70,6 +93,8 @@ def build_generator(
             layer (the paper uses none).
         post_proc_filt_len: if > 0, a learned bias-free filter of this length after tanh
             (the paper's post-processing filter used 512).
+        num_classes: 0 for the paper's unconditional G; else the number of classes of a
+            class-conditional G.
     """
     strides = _strides(slice_len)
     _check_positive(latent_dim=latent_dim, num_channels=num_channels, model_dim=model_dim,
@@ -78,11 +103,21 @@ def build_generator(
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got upsample={upsample!r}")
     if int(post_proc_filt_len) != post_proc_filt_len or post_proc_filt_len < 0:
         raise ValueError(f"post_proc_filt_len must be >= 0, got {post_proc_filt_len!r}")
+    _check_num_classes(num_classes)
 
     dim_mul = _dim_mul(slice_len)
-    z = keras.Input((latent_dim,), name="z")
+    inputs = x = z = keras.Input((latent_dim,), name="z")
+    if num_classes:
+        label = _label_input()
+        inputs = [z, label]
+        # [] -> [50]; [100] + [50] -> [150]. Initialised like z, U(-1, 1), so that the label
+        # moves G's output as much as z does from the first step.
+        embedded = layers.Embedding(
+            num_classes, LABEL_EMBEDDING_DIM, name="label_embedding",
+            embeddings_initializer=keras.initializers.RandomUniform(-1.0, 1.0))(label)
+        x = layers.Concatenate(name="z_label")([z, embedded])
     # [100] -> [16 * 16d] -> [16, 16d]   (32d channels for the longer slices)
-    x = layers.Dense(16 * dim_mul * model_dim, name="z_project")(z)
+    x = layers.Dense(16 * dim_mul * model_dim, name="z_project")(x)
     x = layers.Reshape((16, dim_mul * model_dim), name="z_reshape")(x)
     if use_batchnorm:
         x = layers.BatchNormalization(name="z_project_bn")(x)
@@ -107,7 +142,7 @@ def build_generator(
         # [16384, c] -> [16384, c], a learned FIR filter to remove periodic artefacts
         audio = layers.Conv1D(num_channels, post_proc_filt_len, padding="same", use_bias=False,
                               dtype="float32", name="post_proc_filter")(audio)
-    return keras.Model(z, audio, name="generator")
+    return keras.Model(inputs, audio, name="generator")
 
 
 def build_discriminator(
@@ -117,8 +152,13 @@ def build_discriminator(
     kernel_len=25,
     phase_shuffle_rad=2,
     use_batchnorm=False,
+    num_classes=0,
 ):
     """Builds D: audio ``[None, slice_len, num_channels]`` -> one logit per example ``[None, 1]``.
+
+    With ``num_classes > 0`` D takes ``[audio, label]`` and is a projection discriminator (see
+    the module doc): the label's learned embedding, one value per flattened feature, is
+    multiplied with the features and summed into the logit.
 
     Phase shuffle (``phase_shuffle_rad``; 0 turns it off) follows every convolution except the
     last, that is the first four for 16384 samples as in the paper. It is active only when the
@@ -128,6 +168,7 @@ def build_discriminator(
     _check_positive(num_channels=num_channels, model_dim=model_dim, kernel_len=kernel_len)
     if int(phase_shuffle_rad) != phase_shuffle_rad or phase_shuffle_rad < 0:
         raise ValueError(f"phase_shuffle_rad must be >= 0, got {phase_shuffle_rad!r}")
+    _check_num_classes(num_classes)
 
     x = audio = keras.Input((slice_len, num_channels), name="audio")
     # [16384, c] -> [4096, d] -> [1024, 2d] -> [256, 4d] -> [64, 8d] -> [16, 16d]
@@ -143,4 +184,12 @@ def build_discriminator(
     # [16, 16d] -> [256d] -> [1]
     x = layers.Flatten(name="flatten")(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)
-    return keras.Model(audio, logit, name="discriminator")
+    if not num_classes:
+        return keras.Model(audio, logit, name="discriminator")
+    label = _label_input()
+    # [] -> [256d]; <[256d], [256d]> -> [1]
+    embedded = layers.Embedding(num_classes, x.shape[-1], dtype="float32",
+                                name="label_projection")(label)
+    projection = layers.Dot(axes=1, dtype="float32", name="projection")([embedded, x])
+    logit = layers.Add(dtype="float32", name="conditional_logit")([logit, projection])
+    return keras.Model([audio, label], logit, name="discriminator")

@@ -8,6 +8,11 @@ z, so those clips can be regenerated from any checkpoint or export of the run.
 Each preview is one file, ``previews/step_<N>.wav``: the clips in z order, each followed by
 half a second of silence, as 16-bit PCM at the run's sample rate. It is written under a temporary
 name and then renamed, so a reader never sees half a file.
+
+A conditional run previews every class with the same z: the first
+:func:`preview_clips_per_class` rows of the preview z for each class in label order (the clips
+of ``generate.py --per_class K --seed SEED``), so the labels are the only difference between
+the classes' clips. TensorBoard shows them as ``generated/<class>``.
 """
 
 import os
@@ -21,6 +26,11 @@ from wavegan_tf.callbacks import TrainingDiverged
 NUM_PREVIEW_CLIPS = 8
 PREVIEW_Z_FILENAME = "preview_z.npy"
 PREVIEWS_SUBDIR = "previews"
+
+
+def preview_clips_per_class(num_classes, num_clips=NUM_PREVIEW_CLIPS):
+    """Clips per class in a conditional preview: the preview z shared out, at least one."""
+    return max(1, num_clips // num_classes)
 
 
 def preview_z_path(train_dir):
@@ -57,11 +67,18 @@ class Previewer:
         writer: a ``tf.summary`` writer for the ``generated`` and ``real`` audio summaries.
         real: a few real training clips ``[n, time, channels]``, logged beside every preview so
             that TensorBoard shows them for comparison at each step.
+        class_names: the classes of a conditional G (called with ``[z, label]``), else None.
     """
 
-    def __init__(self, generator, z, train_dir, sample_rate, writer, real):
+    def __init__(self, generator, z, train_dir, sample_rate, writer, real, class_names=None):
         self.generator = generator
-        self.z = tf.constant(z)
+        self.class_names = None if class_names is None else list(class_names)
+        self.inputs = tf.constant(z)
+        if self.class_names is not None:
+            per_class = preview_clips_per_class(len(self.class_names), len(z))
+            classes = len(self.class_names)
+            self.inputs = [tf.constant(np.tile(np.asarray(z)[:per_class], (classes, 1))),
+                           tf.constant(np.repeat(np.arange(classes, dtype=np.int32), per_class))]
         self.train_dir = train_dir
         self.sample_rate = int(sample_rate)
         self.writer = writer
@@ -73,7 +90,7 @@ class Previewer:
 
         Raises TrainingDiverged, writing nothing, when G's output is not finite.
         """
-        audio = self.generator(self.z, training=False).numpy()
+        audio = self.generator(self.inputs, training=False).numpy()
         if not np.all(np.isfinite(audio)):
             raise TrainingDiverged(f"the generated preview audio holds NaN or infinite values "
                                    f"at step {step}")
@@ -83,8 +100,14 @@ class Previewer:
         wav_io.write_wav(path, generation.concatenate_clips(audio, self.sample_rate),
                          self.sample_rate)
         with self.writer.as_default():
-            tf.summary.audio("generated", audio, self.sample_rate, step=step,
-                             max_outputs=len(audio))
+            if self.class_names is None:
+                tf.summary.audio("generated", audio, self.sample_rate, step=step,
+                                 max_outputs=len(audio))
+            else:
+                for name, clips in zip(self.class_names,
+                                       np.split(audio, len(self.class_names))):
+                    tf.summary.audio(f"generated/{name}", clips, self.sample_rate, step=step,
+                                     max_outputs=len(clips))
             tf.summary.audio("real", self.real, self.sample_rate, step=step,
                              max_outputs=len(self.real))
         self.writer.flush()

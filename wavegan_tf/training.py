@@ -13,7 +13,13 @@ directory::
                          "generated" and "real" audio at every preview
       preview_z.npy      the fixed z of the previews, drawn once from the seed
       previews/          step_<N>.wav: the preview clips at step N, 0.5 s of silence after each
+                         (a conditional run: the same z for every class, class by class)
       export/            the exported generator (wavegan_tf.export), when the run finishes
+
+Conditional runs (``conditional=True``): the data folder holds one subfolder per class; the
+classes (sorted subfolder names, or the ``class_names`` given) are saved in ``config.json`` as
+``class_names`` and fixed for the run, and G and D take the label as a second input (see
+:mod:`wavegan_tf.gan`).
 
 Resuming: calling :func:`train` again on the same directory restores the newest checkpoint and
 continues the step count. The saved ``config.json`` and ``training.json`` are the run's settings;
@@ -350,6 +356,8 @@ def _train_locked(run, verbose):
         _remove_temp_files(run.train_dir)
     data_dir = run.options.data_dir or default_data_dir()
     run.options = dataclasses.replace(run.options, data_dir=os.path.abspath(data_dir))
+    if run.config.conditional:
+        run.config = _with_class_names(run.config, run.options.data_dir)
     config, options = run.config, run.options
     keras.utils.set_random_seed(config.seed)
     with run.strategy.scope():
@@ -372,6 +380,16 @@ def _train_locked(run, verbose):
     if options.export and run.chief and result.interrupted_by is None and result.checkpoint:
         result.export_dir = _export(run.train_dir)
     return result
+
+
+def _with_class_names(config, data_dir):
+    """``config`` with the classes of ``data_dir`` (its sorted class subfolders) when it has
+    none yet; a resumed run's saved classes are checked to be subfolders of ``data_dir``."""
+    from wavegan_tf.data import check_class_names
+
+    class_names = check_class_names(data_dir, config.class_names)
+    logging.info("Conditional run: %d classes %s", len(class_names), class_names)
+    return dataclasses.replace(config, class_names=class_names)
 
 
 def _fit(gan, step, saver, run, verbose):
@@ -418,22 +436,36 @@ def _training_data(run, seed):
     config = run.config
     if not run.distributed:
         batches = _audio_batches(config, run.options.data_dir, seed)
-        return critic_batches(batches, config.n_critic), next(iter(batches)).numpy()
+        return critic_batches(batches, config.n_critic), _first_audio(batches)
     real = distributed_audio_dataset(
         run.strategy, run.options.data_dir, global_batch_size=config.batch_size,
         n_critic=config.n_critic, seed=seed, slice_len=config.slice_len,
-        sample_rate=config.sample_rate, num_channels=config.num_channels)
+        sample_rate=config.sample_rate, num_channels=config.num_channels,
+        **_label_options(config))
     sample = None
     if run.chief:
-        sample = next(iter(_audio_batches(config, run.options.data_dir, seed))).numpy()
+        sample = _first_audio(_audio_batches(config, run.options.data_dir, seed))
     return real, sample
+
+
+def _first_audio(batches):
+    """The audio of the first batch (without its labels, for a labelled dataset)."""
+    first = next(iter(batches))
+    return (first[0] if isinstance(first, tuple) else first).numpy()
+
+
+def _label_options(config):
+    """``audio_dataset`` arguments that make it yield the labels of a conditional run."""
+    if not config.conditional:
+        return {}
+    return dict(labels=True, class_names=config.class_names)
 
 
 def _make_previewer(gan, sample, run, writer):
     """A Previewer with the run's preview z and, for comparison, a few real clips."""
     z = load_or_create_preview_z(run.train_dir, run.config.latent_dim, run.config.seed)
     return Previewer(gan.generator, z, run.train_dir, run.config.sample_rate, writer,
-                     sample[:min(len(sample), len(z))])
+                     sample[:min(len(sample), len(z))], class_names=run.config.class_names)
 
 
 def _callbacks(gan, step, saver, previewer, writer, run):
@@ -466,7 +498,8 @@ def _make_evaluation(gan, run, writer):
 
     eval_fn = make_eval_fn(run.options.eval_classifier, n=run.options.eval_n,
                            seed=run.config.seed, splits=min(10, run.options.eval_n),
-                           sample_rate=run.config.sample_rate)
+                           sample_rate=run.config.sample_rate,
+                           class_names=run.config.class_names)
     return PeriodicEvaluation(eval_fn, gan.generator, run.config, run.train_dir, writer)
 
 
@@ -597,7 +630,7 @@ def _audio_batches(config, data_dir, seed):
 
     return audio_dataset(data_dir, slice_len=config.slice_len, sample_rate=config.sample_rate,
                          num_channels=config.num_channels, batch_size=config.batch_size,
-                         seed=seed)
+                         seed=seed, **_label_options(config))
 
 
 def _data_seed(seed, step):

@@ -11,7 +11,9 @@ train_classifier reads a labelled folder (DIR/<class>/*.wav, or DIR/{train,valid
 and saves a .keras classifier with a PATH.json sidecar (class names, held-out accuracy).
 score takes a training directory, its export/ or a folder of audio files as --generated and
 reports the inception score, FID, |D|self, |D|train and NDB against --reference, next to the
-same figures for held-out real clips.
+same figures for held-out real clips. For a conditional generator (trained with --conditional)
+it also reports the label accuracy: the share of clips, generated for each class in turn, that
+the classifier assigns to the class asked for (classes matched by name).
 
 Expected failures (missing files or folders, bad values) are printed as "error: ..." with exit
 status 1.

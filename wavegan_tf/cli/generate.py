@@ -9,6 +9,10 @@ SavedModel written by wavegan_tf.export. Examples:
   python generate.py --model runs/sc09/export --seed 7 --z_out z.npy --concat
   python generate.py --model runs/sc09 --z_in z.npy --out_dir again
   python generate.py --model runs/sc09 --interpolate 8 --seed 3 --out_dir walk
+  python generate.py --model runs/digits --label seven --n 8 --out_dir sevens
+  python generate.py --model runs/digits/export --per_class 4 --out_dir digits
+
+A conditional model (trained with --conditional) needs --label or --per_class.
 
 Expected failures (missing model, no checkpoint, damaged checkpoints or export, wrong
 SavedModel, unwritable output, existing files) are printed as "error: ..." with exit status 1.
@@ -53,6 +57,14 @@ flags.DEFINE_boolean(
     f"{generation.CONCAT_GAP_SECONDS} s of silence.")
 flags.DEFINE_boolean(
     "overwrite", False, "Replace existing output files instead of refusing to write.")
+flags.DEFINE_string(
+    "label", None,
+    "Conditional models: the class of every clip, by name or index (see the classes in "
+    "config.json or the export's class_names).")
+flags.DEFINE_integer(
+    "per_class", None,
+    "Conditional models: write this many clips of every class into OUT_DIR/<class>/, the same "
+    "z (from --seed) for each class.")
 flags.mark_flag_as_required("model")
 
 
@@ -63,7 +75,8 @@ def main(argv):
         written = generation.run_generation(
             FLAGS.model, FLAGS.out_dir, n=FLAGS.n, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
             z_in=FLAGS.z_in, z_out=FLAGS.z_out, interpolate=FLAGS.interpolate,
-            concat=FLAGS.concat, overwrite=FLAGS.overwrite)
+            concat=FLAGS.concat, overwrite=FLAGS.overwrite, label=FLAGS.label,
+            per_class=FLAGS.per_class)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -5,6 +5,8 @@ Installed as the command wavegan-train; in a source checkout also python train.p
   python train.py --train_dir runs/drums --model_dim 8 --batch_size 8 --train_steps 200
   python train.py --train_dir runs/sc09 --data_dir data/sc09/train   # paper settings
   python train.py --train_dir runs/sc09                              # resume where it stopped
+  python train.py --train_dir runs/digits --data_dir data/digits --conditional
+      # class-conditional: one label per subfolder of data/digits
 
 Settings come from the flags for a new run and are saved in TRAIN_DIR/config.json and
 TRAIN_DIR/training.json. Running again with the same --train_dir resumes from the newest
@@ -66,6 +68,15 @@ flags.DEFINE_enum("upsample", _CONFIG.upsample, list(models.UPSAMPLE_MODES),
 flags.DEFINE_integer("post_proc_filt_len", _CONFIG.post_proc_filt_len,
                      "Length of G's learned post-processing filter (0 = none; paper: 512).")
 flags.DEFINE_boolean("batchnorm", _CONFIG.batchnorm, "Batch normalisation in G and D.")
+flags.DEFINE_boolean(
+    "conditional", _CONFIG.conditional,
+    "Class-conditional WaveGAN: --data_dir holds one subfolder of audio per class "
+    "(DATA_DIR/<class>/...), G and D take the label, and previews, export and generate.py "
+    "work per class.")
+flags.DEFINE_list(
+    "class_names", _CONFIG.class_names,
+    "With --conditional: the class subfolders to train on, comma-separated, in label order "
+    "(default: every first-level subfolder of --data_dir, sorted). Saved in config.json.")
 flags.DEFINE_enum("loss", _CONFIG.loss, list(losses.LOSSES), "GAN objective.")
 flags.DEFINE_integer("seed", _CONFIG.seed,
                      "Seed of the weights, z, the data order and the preview z.")

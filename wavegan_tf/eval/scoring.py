@@ -7,6 +7,11 @@ clips, which gives each metric its "as good as real data" value; the |D| figures
 as ratios to it (1 = as diverse as / as far from the training clips as real held-out clips).
 
 :func:`make_eval_fn` packs the same measurement into a callable for use during training.
+
+A class-conditional generator is asked for its classes in turn (clip i of class i mod C), and
+the report adds ``label_accuracy``: the share of clips that the classifier assigns to the class
+they were generated for (the machine analog of the paper's human labelling test), with
+``label_accuracy_per_class``. The generator's classes are matched to the classifier's by name.
 """
 
 import concurrent.futures
@@ -117,21 +122,50 @@ def embed_files(classifier, paths, batch_size=DEFAULT_BATCH_SIZE):
 
 
 def embed_generator(classifier, generate, latent_dim, n, seed=0, sample_rate=None,
-                    batch_size=DEFAULT_BATCH_SIZE):
+                    batch_size=DEFAULT_BATCH_SIZE, labels=None):
     """Embeds ``n`` clips of ``generate(z) -> audio [b, time(, channels)]`` for seeded z.
 
     z is :func:`wavegan_tf.generation.sample_z` of ``seed``, so the same seed scores the same
-    clips. Audio at another ``sample_rate`` than the classifier's is resampled first.
+    clips. Audio at another ``sample_rate`` than the classifier's is resampled first. With
+    ``labels`` (``[n]`` class indices) clips come from ``generate(z, labels)``.
     """
     z = generation.sample_z(n, latent_dim, seed)
     parts = []
     for start in range(0, n, batch_size):
-        audio = np.asarray(generate(z[start:start + batch_size]), np.float32)
+        chunk = slice(start, start + batch_size)
+        audio = generate(z[chunk]) if labels is None else generate(z[chunk], labels[chunk])
+        audio = np.asarray(audio, np.float32)
         audio = audio.mean(axis=2) if audio.ndim == 3 else audio
         if sample_rate and sample_rate != classifier.sample_rate:
             audio = soxr.resample(audio.T, sample_rate, classifier.sample_rate).T
         parts.append(classifier.embed(fit_batch(audio, classifier.slice_len), batch_size))
     return Embeddings.concatenate(parts)
+
+
+def cycled_labels(n, num_classes):
+    """Class indices ``[n]``: 0, 1, ..., C - 1, 0, 1, ... (every class equally often)."""
+    return np.arange(n, dtype=np.int32) % num_classes
+
+
+def classifier_indices(class_names, classifier_names):
+    """The classifier's output index of each of ``class_names`` (matched by name); ValueError
+    naming the classes the classifier does not know."""
+    missing = [name for name in class_names if name not in classifier_names]
+    if missing:
+        raise ValueError(f"the classifier does not know the generator's classes {missing} "
+                         f"(classifier classes: {list(classifier_names)}); label accuracy needs "
+                         "a classifier trained on the same class folders")
+    return np.array([list(classifier_names).index(name) for name in class_names])
+
+
+def label_accuracy(embeddings, labels, class_names, classifier_names):
+    """``(accuracy, {class: accuracy})``: the share of clips generated for class ``labels[i]``
+    (an index into ``class_names``) that the classifier assigns to that class."""
+    wanted = classifier_indices(class_names, classifier_names)[labels]
+    correct = np.argmax(embeddings.probs, axis=1) == wanted
+    per_class = {name: float(np.mean(correct[labels == i]))
+                 for i, name in enumerate(class_names) if np.any(labels == i)}
+    return float(np.mean(correct)), per_class
 
 
 def choose_files(folder, n=None, seed=0, role="audio"):
@@ -193,7 +227,7 @@ def score(classifier_path, generated, reference_dir, *, n=PAPER_N,
                                 "training directory, an export or a folder of audio files)")
     ref_paths, held_paths, held_desc = reference_files(reference_dir, heldout_dir, seed)
     classifier = load_classifier(classifier_path)
-    generated_emb = _embed_generated(classifier, generated, n, seed, batch_size)
+    generated_emb, labelling = _embed_generated(classifier, generated, n, seed, batch_size)
     if splits > len(generated_emb):
         raise ValueError(f"splits={splits} needs at least {splits} generated clips, got "
                          f"{len(generated_emb)} from {generated!r}")
@@ -214,43 +248,73 @@ def score(classifier_path, generated, reference_dir, *, n=PAPER_N,
                   batch_size=batch_size, real=real)
     report.update(d_self_ratio=_ratio(gen["d_self"], real["d_self"]),
                   d_train_ratio=_ratio(gen["d_train"], real["d_train"]))
+    if labelling is not None:
+        labels, class_names = labelling
+        accuracy, per_class = label_accuracy(generated_emb, labels, class_names,
+                                             classifier.class_names)
+        report.update(label_accuracy=accuracy, label_accuracy_per_class=per_class,
+                      real_label_accuracy=classifier.metadata.get("test_accuracy"))
     return report
 
 
 def _embed_generated(classifier, generated, n, seed, batch_size):
+    """``(embeddings, labelling)``: ``labelling`` is ``(labels, class_names)`` of the clips of a
+    conditional generator, else None."""
     if is_model_path(generated):
         model = generation.load_model_for_generation(generated)
         logging.info("Generating and embedding %d clips from %s", n, generated)
-        return embed_generator(classifier, model.generate, model.latent_dim, n, seed,
-                               model.sample_rate, batch_size)
+        if not model.conditional:
+            return embed_generator(classifier, model.generate, model.latent_dim, n, seed,
+                                   model.sample_rate, batch_size), None
+        classifier_indices(model.class_names, classifier.class_names)
+        labels = cycled_labels(n, len(model.class_names))
+        embeddings = embed_generator(
+            classifier, lambda z, y: model.generate(z, labels=y), model.latent_dim, n, seed,
+            model.sample_rate, batch_size, labels=labels)
+        return embeddings, (labels, model.class_names)
     paths = choose_files(generated, n, seed, role="generated audio")
     logging.info("Embedding %d audio files from %s", len(paths), generated)
-    return embed_files(classifier, paths, batch_size)
+    return embed_files(classifier, paths, batch_size), None
 
 
 def make_eval_fn(classifier_path, n=1000, seed=0, splits=metrics.DEFAULT_SPLITS,
                  reference_dir=None, sample_rate=None, ndb_bins=metrics.DEFAULT_NDB_BINS,
-                 nn_samples=DEFAULT_NN_SAMPLES, batch_size=DEFAULT_BATCH_SIZE):
+                 nn_samples=DEFAULT_NN_SAMPLES, batch_size=DEFAULT_BATCH_SIZE,
+                 class_names=None):
     """A callable ``eval_fn(generator: keras.Model) -> dict`` for scoring during training.
 
     Each call generates ``n`` clips from the same seeded z (so scores of successive checkpoints
     are comparable) and returns ``inception_score``, ``inception_score_std`` and ``n``; with a
     ``reference_dir`` (embedded once, here) also ``fid``, ``d_self``, ``d_train``, ``ndb``,
     ``ndb_over_k``. ``sample_rate`` is the generator's rate when it differs from the
-    classifier's. The classifier is loaded once, here.
+    classifier's. The classifier is loaded once, here. ``class_names`` (those of a
+    conditional generator, which is then called with ``[z, label]``) cycle the labels of the
+    clips and add ``label_accuracy`` to the scores.
     """
     _check_score_args(n, splits, ndb_bins, nn_samples, batch_size)
     classifier = load_classifier(classifier_path)
+    labels = None
+    if class_names is not None:
+        classifier_indices(class_names, classifier.class_names)
+        labels = cycled_labels(n, len(class_names))
     reference = None
     if reference_dir is not None:
         paths = choose_files(reference_dir, role="reference")
         reference = prepare_reference(embed_files(classifier, paths, batch_size), ndb_bins, seed)
 
     def eval_fn(generator):
+        if labels is None:
+            embeddings = embed_generator(
+                classifier, lambda z: generator(z, training=False),
+                int(generator.input_shape[-1]), n, seed, sample_rate, batch_size)
+            return sample_metrics(embeddings, reference, splits, nn_samples)
         embeddings = embed_generator(
-            classifier, lambda z: generator(z, training=False), int(generator.input_shape[-1]),
-            n, seed, sample_rate, batch_size)
-        return sample_metrics(embeddings, reference, splits, nn_samples)
+            classifier, lambda z, y: generator([z, y], training=False),
+            int(generator.input_shape[0][-1]), n, seed, sample_rate, batch_size, labels=labels)
+        scores = sample_metrics(embeddings, reference, splits, nn_samples)
+        scores["label_accuracy"] = label_accuracy(embeddings, labels, class_names,
+                                                  classifier.class_names)[0]
+        return scores
 
     return eval_fn
 
@@ -283,6 +347,10 @@ def format_table(report):
         (f"NDB (K={report['ndb_bins']})", f"{report['ndb']} ({report['ndb_over_k']:.2f})",
          f"{real['ndb']} ({real['ndb_over_k']:.2f})"),
     ]
+    if "label_accuracy" in report:
+        real_accuracy = report.get("real_label_accuracy")
+        rows.append(("label accuracy", f"{report['label_accuracy']:.3f}",
+                     "n/a" if real_accuracy is None else f"{real_accuracy:.3f} (classifier test)"))
     header = ("metric", "generated", "held-out real")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(3)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
