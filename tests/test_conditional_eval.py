@@ -132,22 +132,37 @@ def dominant_frequencies(audio):
     return np.argmax(spectrum, axis=1) * RATE / audio.shape[1]
 
 
-def test_a_short_conditional_run_generates_the_pitch_it_is_asked_for(tmp_path):
-    # 24 one-second tones per class; G and D are tiny, nearest-neighbour upsampling and a high
-    # learning rate let G find both tones in a few hundred steps (about 30 s on two CPU cores).
-    data_dir = tone_folder(tmp_path / "tones", 24, 1.1, np.random.default_rng(0))
-    train_dir = str(tmp_path / "run")
-    training.train(
-        train_dir,
-        dict(model_dim=4, kernel_len=25, latent_dim=8, batch_size=4, n_critic=3,
-             upsample="nearest", g_learning_rate=1e-3, d_learning_rate=1e-3, seed=3,
-             conditional=True),
-        dict(data_dir=data_dir, train_steps=550, save_every_steps=0, save_every_secs=0,
-             preview_every_steps=0, export=False), verbose=0)
+def clips_following_their_label(train_dir):
+    """How many of 32 clips (16 fixed z per class) have their class's tone as dominant
+    frequency. A generator that ignored the label would give both classes the same clips, so
+    at most 16: more than 25 needs the label to steer the pitch."""
     model = generation.load_model_for_generation(train_dir)
     z = generation.sample_z(16, 8, seed=1)
     correct = 0
     for name, wanted, other in (("low", LOW, HIGH), ("high", HIGH, LOW)):
         freqs = dominant_frequencies(model.generate(z, labels=model.label_index(name))[:, :, 0])
         correct += int(np.sum(np.abs(freqs - wanted) < np.abs(freqs - other)))
-    assert correct / 32 >= 0.8, f"{correct} of 32 clips follow their label"
+    return correct
+
+
+def test_a_short_conditional_run_generates_the_pitch_it_is_asked_for(tmp_path):
+    # 24 one-second tones per class; G and D are tiny, nearest-neighbour upsampling and a high
+    # learning rate let G find both tones in a few hundred steps (about 30 s on two CPU cores).
+    # A GAN this small oscillates: at a given step G may briefly ignore the label. So the run
+    # is checked at 550 steps and, only if needed, continued and checked at 700 and 850; it
+    # must follow the labels (at least 80% of the clips) at one of them.
+    data_dir = tone_folder(tmp_path / "tones", 24, 1.1, np.random.default_rng(0))
+    train_dir = str(tmp_path / "run")
+    config = dict(model_dim=4, kernel_len=25, latent_dim=8, batch_size=4, n_critic=3,
+                  upsample="nearest", g_learning_rate=1e-3, d_learning_rate=1e-3, seed=3,
+                  conditional=True)
+    counts = []
+    for steps in (550, 700, 850):
+        training.train(train_dir, config if not counts else {},
+                       dict(data_dir=data_dir, train_steps=steps, save_every_steps=0,
+                            save_every_secs=0, preview_every_steps=0, export=False), verbose=0)
+        counts.append(clips_following_their_label(train_dir))
+        if counts[-1] >= 0.8 * 32:
+            break
+    assert counts[-1] >= 0.8 * 32, f"clips of 32 following their label at 550/700/850 steps: " \
+        f"{counts}"
