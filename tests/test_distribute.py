@@ -10,7 +10,6 @@ exits non-zero on the first failure.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import tensorflow as tf
 
 from wavegan_tf import (WaveGAN, build_discriminator, build_generator, checkpoints,
                         critic_batches, data, distribute)
+
+from support import free_ports
 
 LATENT = 8
 SLICE = 16384
@@ -199,18 +200,8 @@ def test_two_replicas_match_one_device_and_stay_in_sync():
     _finish(_run_script(["mirrored"]), "the MirroredStrategy script")
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_two_workers_train_to_equal_weights_and_only_the_chief_saves(tmp_path):
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = [
         _run_script(["worker", str(tmp_path)], env={"TF_CONFIG": json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})

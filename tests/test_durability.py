@@ -24,6 +24,8 @@ from wavegan_tf.config import WaveGANConfig
 from wavegan_tf.demo_data import ensure_demo_dataset
 from wavegan_tf.previews import preview_z_path
 
+from support import snapshot
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_PY = os.path.join(ROOT, "train.py")
 GENERATE_PY = os.path.join(ROOT, "generate.py")
@@ -186,7 +188,7 @@ def test_sigkill_while_exporting_leaves_a_whole_export_and_the_next_export_recov
     started = time.time()
     export_dir = export.export_generator(run_copy)
     duration = time.time() - started
-    before = _snapshot(export_dir)
+    before = snapshot(export_dir)
     for _ in range(2):
         proc = subprocess.Popen([sys.executable, "-c", EXPORT_SCRIPT, run_copy], cwd=ROOT,
                                 env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -197,32 +199,22 @@ def test_sigkill_while_exporting_leaves_a_whole_export_and_the_next_export_recov
         proc.stdout.close()
         if not os.path.exists(export_dir):  # killed between the two renames
             assert atomic_files.recover_interrupted_replace(export_dir)
-        assert _snapshot(export_dir).keys() == before.keys()
+        assert snapshot(export_dir).keys() == before.keys()
         generation.load_model_for_generation(export_dir)
     assert export.export_generator(run_copy) == export_dir
     assert [n for n in os.listdir(run_copy) if n.startswith(".export")] == []
     assert generation.load_model_for_generation(export_dir).step == 3
 
 
-def _snapshot(directory):
-    files = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, directory)] = f.read()
-    return files
-
-
 def test_export_put_aside_by_an_interrupted_replacement_is_restored(run_copy):
     export_dir = export.export_generator(run_copy)
-    before = _snapshot(export_dir)
+    before = snapshot(export_dir)
     aside = atomic_files.temp_path_beside(export_dir, kind="old")
     os.rename(export_dir, aside)  # the state between the two renames of a replacement
     half = atomic_files.temp_path_beside(export_dir)
     os.mkdir(half)
     assert atomic_files.recover_interrupted_replace(export_dir)
-    assert _snapshot(export_dir) == before
+    assert snapshot(export_dir) == before
     assert not os.path.exists(aside) and not os.path.exists(half)
     os.rename(export_dir, aside)
     export.export_generator(run_copy)  # the next export repairs first, then replaces

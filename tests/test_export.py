@@ -16,6 +16,8 @@ from wavegan_tf import checkpoints, export
 from wavegan_tf.atomic_files import atomic_output_dir
 from wavegan_tf.config import WaveGANConfig
 
+from support import snapshot
+
 LATENT_DIM = 8
 SAMPLE_RATE = 8000
 STEP = 3
@@ -37,17 +39,6 @@ def make_train_dir(directory, step=STEP):
 def temp_entries(directory):
     """Leftover temporary names (``.NAME.tmp-*`` / ``.NAME.old-*``) in ``directory``."""
     return [name for name in os.listdir(directory) if name.startswith(".")]
-
-
-def snapshot(directory):
-    """Relative path -> bytes of every file under ``directory``."""
-    files = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, directory)] = f.read()
-    return files
 
 
 @pytest.fixture(scope="module")

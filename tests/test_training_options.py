@@ -20,6 +20,8 @@ from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.eval.during_training import BEST_FILENAME, EVAL_LOG_FILENAME
 from wavegan_tf.generation import load_model_for_generation
 
+from support import free_ports
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
 
@@ -198,21 +200,9 @@ def test_cli_tpu_without_tpu_strategy_is_an_error(tmp_path):
     assert not os.path.exists(str(tmp_path / "run"))
 
 
-def _free_ports(count):
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def test_cli_multi_worker_two_processes_share_one_run(tmp_path, data_dir):
     train_dir = str(tmp_path / "run")
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     args = ["train.py", "--train_dir", train_dir, "--data_dir", data_dir,
             "--strategy", "multi_worker", "--model_dim", "2", "--batch_size", "2",
             "--n_critic", "1", "--latent_dim", "8", "--kernel_len", "5", "--train_steps", "2",
