@@ -31,6 +31,7 @@ import tensorflow as tf
 from keras import ops
 
 from wavegan_tf import losses
+from wavegan_tf.models import check_num_classes
 
 
 @keras.saving.register_keras_serializable(package="wavegan_tf")
@@ -255,10 +256,7 @@ class WaveGAN(keras.Model):
 
 def _check_conditioning(generator, discriminator, num_classes):
     """ValueError unless G and D take a label (a second input) exactly when ``num_classes``."""
-    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 0 \
-            or num_classes == 1:
-        raise ValueError(f"num_classes must be 0 (unconditional) or an integer >= 2, "
-                         f"got num_classes={num_classes!r}")
+    check_num_classes(num_classes)
     for role, model in (("generator", generator), ("discriminator", discriminator)):
         takes_label = len(getattr(model, "inputs", None) or [None]) == 2
         if takes_label != bool(num_classes):

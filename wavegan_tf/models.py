@@ -38,7 +38,8 @@ def _dim_mul(slice_len):
     return 16 if slice_len == 16384 else 32
 
 
-def _check_num_classes(num_classes):
+def check_num_classes(num_classes):
+    """ValueError unless ``num_classes`` is 0 (unconditional) or an integer >= 2."""
     if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 0 \
             or num_classes == 1:
         raise ValueError(f"num_classes must be 0 (unconditional) or an integer >= 2, "
@@ -103,7 +104,7 @@ def build_generator(
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got upsample={upsample!r}")
     if int(post_proc_filt_len) != post_proc_filt_len or post_proc_filt_len < 0:
         raise ValueError(f"post_proc_filt_len must be >= 0, got {post_proc_filt_len!r}")
-    _check_num_classes(num_classes)
+    check_num_classes(num_classes)
 
     dim_mul = _dim_mul(slice_len)
     inputs = x = z = keras.Input((latent_dim,), name="z")
@@ -168,7 +169,7 @@ def build_discriminator(
     _check_positive(num_channels=num_channels, model_dim=model_dim, kernel_len=kernel_len)
     if int(phase_shuffle_rad) != phase_shuffle_rad or phase_shuffle_rad < 0:
         raise ValueError(f"phase_shuffle_rad must be >= 0, got {phase_shuffle_rad!r}")
-    _check_num_classes(num_classes)
+    check_num_classes(num_classes)
 
     x = audio = keras.Input((slice_len, num_channels), name="audio")
     # [16384, c] -> [4096, d] -> [1024, 2d] -> [256, 4d] -> [64, 8d] -> [16, 16d]
