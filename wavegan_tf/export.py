@@ -24,7 +24,6 @@ from the newest checkpoint that reads back completely; with only damaged checkpo
 export fails with wavegan_tf.checkpoints.CorruptCheckpointError naming them.
 """
 
-import contextlib
 import json
 import os
 import tempfile
@@ -35,6 +34,7 @@ import tensorflow as tf
 import wavegan_tf
 from wavegan_tf.atomic_files import atomic_output_dir
 from wavegan_tf.checkpoints import load_generator
+from wavegan_tf.dtype_policy import global_dtype_policy
 
 EXPORT_SUBDIR = "export"
 KERAS_FILENAME = "generator.keras"
@@ -172,23 +172,12 @@ def export_generator(train_dir, export_dir=None, precision="float32"):
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, "
                          f"got precision={precision!r}")
-    with _global_dtype_policy(PRECISIONS[precision]):
+    with global_dtype_policy(PRECISIONS[precision]):
         config, generator, step = load_generator(train_dir)
     export_dir = export_dir or default_export_dir(train_dir)
     with atomic_output_dir(export_dir) as tmp:
         write_export(generator, config, step, tmp, precision)
     return export_dir
-
-
-@contextlib.contextmanager
-def _global_dtype_policy(name):
-    """Builds layers under the Keras dtype policy ``name``, then restores the previous one."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def read_metadata(export_dir):

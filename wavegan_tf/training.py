@@ -81,6 +81,7 @@ from wavegan_tf.callbacks import (EveryNSteps, NonFiniteLossCheck, ScalarSummari
 from wavegan_tf.config import ARCHITECTURE_FIELDS, CONFIG_FILENAME, WaveGANConfig
 from wavegan_tf.distribute import (STRATEGIES, ChiefCheckpointManager,
                                    distributed_audio_dataset, is_chief, make_strategy)
+from wavegan_tf.dtype_policy import global_dtype_policy
 from wavegan_tf.gan import critic_batches
 from wavegan_tf.locks import RunLock
 from wavegan_tf.previews import (PREVIEWS_SUBDIR, Previewer, load_or_create_preview_z,
@@ -302,7 +303,7 @@ def train(train_dir, config_values=None, option_values=None, verbose=1, strategy
     if chief:
         _prepare_train_dir(train_dir)
     with RunLock(train_dir) if chief else contextlib.nullcontext(), \
-            _dtype_policy(options.mixed_precision):
+            global_dtype_policy(_policy_name(options.mixed_precision)):
         return _train_locked(_Run(train_dir, config, options, strategy, chief), verbose)
 
 
@@ -337,17 +338,9 @@ def _make_strategy(options):
                          f"{_reason(err) if isinstance(err, tf.errors.OpError) else err}") from err
 
 
-@contextlib.contextmanager
-def _dtype_policy(mixed_precision):
-    """Builds and trains under the Keras dtype policy ``mixed_precision`` ("none" = float32),
-    restoring the previous global policy afterwards."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(
-        "float32" if mixed_precision == "none" else mixed_precision)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+def _policy_name(mixed_precision):
+    """The Keras dtype policy of a ``mixed_precision`` option ("none" is plain float32)."""
+    return "float32" if mixed_precision == "none" else mixed_precision
 
 
 def _train_locked(run, verbose):

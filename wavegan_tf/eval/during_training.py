@@ -14,11 +14,11 @@ import json
 import math
 import os
 
-import keras
 import tensorflow as tf
 from absl import logging
 
 from wavegan_tf.atomic_files import atomic_output_dir, atomic_output_file
+from wavegan_tf.dtype_policy import global_dtype_policy
 
 EVAL_LOG_FILENAME = "eval.jsonl"
 BEST_FILENAME = "best.json"
@@ -87,12 +87,8 @@ class PeriodicEvaluation:
         """Exports a float32 copy of G to ``best/`` (atomically), then writes ``best.json``."""
         from wavegan_tf.export import write_export
 
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy("float32")
-        try:
+        with global_dtype_policy("float32"):
             generator = self.config.build_generator()
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
         generator.set_weights(self.generator.get_weights())
         with atomic_output_dir(os.path.join(self.train_dir, BEST_SUBDIR)) as tmp:
             write_export(generator, self.config, scores["step"], tmp)
