@@ -194,12 +194,14 @@ def _labelled_stacks(n_critic, num_classes=3, batch=2, seed=0):
     return critic_batches(batches.repeat(), n_critic)
 
 
-def _conditional_gan(loss="wgan-gp", n_critic=2, num_classes=3, seed=1):
+def _conditional_gan(loss="wgan-gp", n_critic=2, num_classes=3, seed=1, micro_batches=1,
+                     optimizers=None):
     keras.utils.set_random_seed(seed)
     gan = WaveGAN(build_generator(latent_dim=LATENT, model_dim=2, num_classes=num_classes),
                   build_discriminator(model_dim=2, num_classes=num_classes), loss=loss,
-                  n_critic=n_critic, latent_dim=LATENT, seed=seed, num_classes=num_classes)
-    gan.compile()
+                  n_critic=n_critic, latent_dim=LATENT, seed=seed, num_classes=num_classes,
+                  micro_batches=micro_batches)
+    gan.compile(**(optimizers or {}))
     return gan
 
 
@@ -221,6 +223,20 @@ def test_conditional_fit_runs_each_loss_and_trains_the_label_embeddings(loss):
     assert not np.array_equal(
         d_table, gan.discriminator.get_layer("label_projection").get_weights()[0])
     assert int(gan.d_optimizer.iterations) == 4
+
+
+def test_conditional_micro_batches_split_the_labels_with_the_audio():
+    def train(micro_batches):
+        sgd = {"g_optimizer": keras.optimizers.SGD(0.05),
+               "d_optimizer": keras.optimizers.SGD(0.05)}
+        gan = _conditional_gan(seed=4, micro_batches=micro_batches, optimizers=sgd)
+        gan.fit(_labelled_stacks(2, batch=4), steps_per_epoch=2, epochs=1, verbose=0,
+                shuffle=False)
+        return gan.generator.get_weights() + gan.discriminator.get_weights()
+
+    whole, split = train(1), train(2)
+    for a, b in zip(whole, split):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_conditional_fit_takes_flat_batches_split_in_order():

@@ -18,13 +18,18 @@ def _real_dataset(n_critic, batch=2, seed=0):
     return critic_batches(batches.repeat(), n_critic)
 
 
-def _tiny_gan(loss="wgan-gp", n_critic=2, seed=1):
+def _tiny_gan(loss="wgan-gp", n_critic=2, seed=1, micro_batches=1, optimizers=None):
     keras.utils.set_random_seed(seed)
     gan = WaveGAN(build_generator(latent_dim=LATENT, model_dim=2),
                   build_discriminator(model_dim=2), loss=loss, n_critic=n_critic,
-                  latent_dim=LATENT, seed=seed)
-    gan.compile()
+                  latent_dim=LATENT, seed=seed, micro_batches=micro_batches)
+    gan.compile(**(optimizers or {}))
     return gan
+
+
+def _sgd():
+    """Plain SGD, whose update is proportional to the gradient (Adam's first step is not)."""
+    return {"g_optimizer": keras.optimizers.SGD(0.05), "d_optimizer": keras.optimizers.SGD(0.05)}
 
 
 def _linear_critic(weights, bias=0.3):
@@ -189,12 +194,55 @@ def test_sampled_z_is_uniform_in_minus_one_one():
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"loss": "hinge"}, "loss='hinge'"), ({"n_critic": 0}, "n_critic=0"),
-     ({"gp_weight": -1.0}, "gp_weight=-1.0"), ({"clip_value": 0.0}, "clip_value=0.0")],
+     ({"gp_weight": -1.0}, "gp_weight=-1.0"), ({"clip_value": 0.0}, "clip_value=0.0"),
+     ({"micro_batches": 0}, "micro_batches=0"), ({"micro_batches": 1.5}, "micro_batches=1.5")],
 )
 def test_bad_trainer_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         WaveGAN(build_generator(latent_dim=LATENT, model_dim=2),
                 build_discriminator(model_dim=2), latent_dim=LATENT, **kwargs)
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "wgan", "dcgan", "lsgan"])
+def test_micro_batches_give_the_update_of_the_whole_batch(loss):
+    def train(micro_batches):
+        gan = _tiny_gan(loss, seed=5, micro_batches=micro_batches, optimizers=_sgd())
+        history = gan.fit(_real_dataset(2, batch=4, seed=2), steps_per_epoch=2, epochs=1,
+                          verbose=0, shuffle=False)
+        return gan.generator.get_weights() + gan.discriminator.get_weights(), history.history
+
+    whole, whole_logs = train(1)
+    fresh = _tiny_gan(loss, seed=5)
+    start = fresh.generator.get_weights() + fresh.discriminator.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(start, whole))
+    for micro_batches in (2, 4):
+        split, split_logs = train(micro_batches)
+        for a, b in zip(whole, split):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        for name, values in whole_logs.items():
+            assert split_logs[name][-1] == pytest.approx(values[-1], rel=1e-4, abs=1e-6)
+
+
+def test_micro_batches_replay_the_phase_shuffle_draws():
+    # Without putting the phase-shuffle seeds back, each part would draw its own shifts and
+    # the update would differ from the whole batch's: this is what the replay is for.
+    gan = _tiny_gan(seed=5, micro_batches=2, optimizers=_sgd())
+    states = [layer.seed_generator.state.numpy().copy() for layer in gan.discriminator.layers
+              if hasattr(layer, "seed_generator")]
+    assert len(states) == 4
+    gan.fit(_real_dataset(2, batch=4), steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
+    after = [layer.seed_generator.state.numpy() for layer in gan.discriminator.layers
+             if hasattr(layer, "seed_generator")]
+    # 2 critic updates x 3 passes (real, fake, penalty) + 1 generator update: 7 draws per
+    # layer, as without micro-batches, not 14.
+    for before, now in zip(states, after):
+        assert int(now[1]) - int(before[1]) == 7
+
+
+def test_micro_batches_must_divide_the_batch():
+    gan = _tiny_gan(micro_batches=3)
+    with pytest.raises(ValueError, match="micro_batches=3 must divide the batch .* 4 examples"):
+        gan.fit(_real_dataset(2, batch=4), steps_per_epoch=1, epochs=1, verbose=0)
 
 
 def test_gradient_penalty_training_step_compiles_under_xla():

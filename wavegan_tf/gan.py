@@ -16,6 +16,11 @@ labels of the step's last real batch, so D always compares real and fake clips o
 label mix and G is trained on the classes as often as they occur in the data. The gradient
 penalty is taken with respect to the audio only, with each example's label held fixed.
 
+Memory: each critic update runs three passes of D one after the other (real clips, fake clips,
+gradient penalty), each differentiated on its own and the gradients summed, so only one pass's
+activations are alive at a time; ``micro_batches=K`` further splits every pass (and the
+generator update) into K equal parts, with the same update (see :meth:`WaveGAN._accumulate`).
+
 Under a ``tf.distribute`` strategy (build the model in ``strategy.scope()`` and feed it a dataset
 from :mod:`wavegan_tf.distribute`) each replica runs ``train_step`` on its share of the global
 batch. Keras optimizers sum the replicas' gradients, so every loss is divided by the number of
@@ -25,6 +30,8 @@ interpolation weights and the phase-shuffle shifts are drawn for the global batc
 generators that advance in step on every replica, and each replica keeps its own rows: replicas
 see different z, and a step on R replicas equals a single-device step on the same global batch.
 """
+
+import contextlib
 
 import keras
 import tensorflow as tf
@@ -49,10 +56,13 @@ class WaveGAN(keras.Model):
         seed: optional int seed for z, the penalty's interpolation weights and nothing else.
         num_classes: 0 for the paper's unconditional WaveGAN; else the number of classes of a
             class-conditional G and D (each must then take a label as its second input).
+        micro_batches: split every batch into this many equal parts whose gradients are summed,
+            to cut peak memory; the update is the same as on the whole batch (1: no split).
     """
 
     def __init__(self, generator, discriminator, loss="wgan-gp", n_critic=5, gp_weight=10.0,
-                 clip_value=0.01, latent_dim=100, seed=None, num_classes=0, **kwargs):
+                 clip_value=0.01, latent_dim=100, seed=None, num_classes=0, micro_batches=1,
+                 **kwargs):
         super().__init__(**kwargs)
         losses.check_loss(loss)
         if int(n_critic) != n_critic or n_critic < 1:
@@ -62,6 +72,10 @@ class WaveGAN(keras.Model):
         if clip_value <= 0:
             raise ValueError(f"clip_value must be > 0, got clip_value={clip_value!r}")
         _check_conditioning(generator, discriminator, num_classes)
+        if int(micro_batches) != micro_batches or micro_batches < 1:
+            raise ValueError(
+                f"micro_batches must be a positive integer, got micro_batches={micro_batches!r}")
+        self.micro_batches = int(micro_batches)
         self.num_classes = int(num_classes)
         self.generator = generator
         self.discriminator = discriminator
@@ -128,13 +142,22 @@ class WaveGAN(keras.Model):
     def train_step(self, data):
         real_batches = self._critic_real_batches(data)
         label_batches = self._critic_label_batches(data)
+        self._check_micro_batches(real_batches[0])
+        after = ()
         for real, labels in zip(real_batches, label_batches):
-            self._critic_step(real, labels)
-        self._generator_step(ops.shape(real_batches[0])[0], label_batches[-1])
+            after = self._critic_step(real, labels, after)
+        self._generator_step(ops.shape(real_batches[0])[0], label_batches[-1], after)
         results = {m.name: m.result() for m in self.metrics}
         if _fit_reduces_along_axis_0(tf.distribute.get_strategy()):
             results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
         return results
+
+    def _check_micro_batches(self, real):
+        batch_size = real.shape[0]
+        if batch_size is not None and batch_size % self.micro_batches:
+            raise ValueError(
+                f"micro_batches={self.micro_batches} must divide the batch each replica trains "
+                f"on, got a batch of {batch_size} examples")
 
     def _critic_real_batches(self, data):
         """Splits one dataset element into ``n_critic`` real batches (see the module doc)."""
@@ -190,52 +213,99 @@ class WaveGAN(keras.Model):
         return self.discriminator(audio if labels is None else [audio, labels],
                                   training=training)
 
-    def _critic_step(self, real, labels=None):
+    def _critic_step(self, real, labels=None, after=()):
+        """One critic update; returns the tensors the next pass must wait for (see
+        :meth:`_accumulate`)."""
         batch_size = ops.shape(real)[0]
-        fake = self._generate(self.sample_z(batch_size), labels, training=True)
-        with tf.GradientTape() as tape:
-            real_logits = self._discriminate(real, labels, training=True)
-            fake_logits = self._discriminate(fake, labels, training=True)
-            d_loss = losses.discriminator_loss(self.loss_name, real_logits, fake_logits)
-            gp = ops.zeros(())
-            if self.loss_name == "wgan-gp":
-                gp = self._gradient_penalty(real, fake, labels)
-                d_loss = d_loss + self.gp_weight * gp
-            scaled_loss = self.d_optimizer.scale_loss(_replica_share(d_loss))
+        z = _after(after, [self.sample_z(batch_size)])[0]
+        fake = self._generate(z, labels, training=True)
         variables = self.discriminator.trainable_variables
-        grads = tape.gradient(scaled_loss, variables)
+        models = (self.discriminator,)
+        real_term, grads, after = self._accumulate(
+            lambda x, y: losses.critic_real_term(self.loss_name,
+                                                 self._discriminate(x, y, training=True)),
+            (real, labels), variables, self.d_optimizer, models, after)
+        fake_term, fake_grads, after = self._accumulate(
+            lambda x, y: losses.critic_fake_term(self.loss_name,
+                                                 self._discriminate(x, y, training=True)),
+            (fake, labels), variables, self.d_optimizer, models, after)
+        grads = _add_gradients(grads, fake_grads)
+        d_loss = real_term + fake_term
+        gp = ops.zeros(())
+        if self.loss_name == "wgan-gp":
+            alpha = self.sample_alpha(batch_size)
+            gp, gp_grads, after = self._accumulate(
+                lambda x, f, a, y: self._gradient_penalty(x, f, y, alpha=a),
+                (real, fake, alpha, labels), variables, self.d_optimizer, models, after,
+                weight=self.gp_weight)
+            grads = _add_gradients(grads, gp_grads)
+            d_loss = d_loss + self.gp_weight * gp
         self.d_optimizer.apply_gradients(zip(grads, variables))
         if self.loss_name == "wgan":
             for variable in variables:
                 variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
         self.d_loss_tracker.update_state(d_loss)
-        self.wasserstein_tracker.update_state(ops.mean(real_logits) - ops.mean(fake_logits))
+        self.wasserstein_tracker.update_state(-(real_term + fake_term))
         self.gp_tracker.update_state(gp)
+        return after
 
-    def _gradient_penalty(self, real, fake, labels=None):
+    def _gradient_penalty(self, real, fake, labels=None, alpha=None):
         """WGAN-GP term at x_hat = x + alpha (G(z) - x), alpha ~ U(0, 1) per example.
 
-        For a conditional D the gradient is taken with respect to x_hat only, each example's
-        label held fixed (real and fake share the labels, so x_hat is a clip of that label).
+        ``alpha`` is drawn from the model's seed generator unless given. For a conditional D
+        the gradient is taken with respect to x_hat only, each example's label held fixed
+        (real and fake share the labels, so x_hat is a clip of that label).
         """
-        alpha = self.sample_alpha(ops.shape(real)[0])
+        if alpha is None:
+            alpha = self.sample_alpha(ops.shape(real)[0])
         x_hat = losses.interpolate(real, fake, alpha)
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
             logits = self._discriminate(x_hat, labels, training=True)
         return losses.gradient_penalty(tape.gradient(logits, x_hat))
 
-    def _generator_step(self, batch_size, labels=None):
-        z = self.sample_z(batch_size)
-        with tf.GradientTape() as tape:
-            fake_logits = self._discriminate(self._generate(z, labels, training=True), labels,
-                                             training=True)
-            g_loss = losses.generator_loss(self.loss_name, fake_logits)
-            scaled_loss = self.g_optimizer.scale_loss(_replica_share(g_loss))
-        variables = self.generator.trainable_variables
-        grads = tape.gradient(scaled_loss, variables)
-        self.g_optimizer.apply_gradients(zip(grads, variables))
+    def _generator_step(self, batch_size, labels=None, after=()):
+        z = _after(after, [self.sample_z(batch_size)])[0]
+        g_loss, grads, _ = self._accumulate(
+            lambda z_part, y: losses.generator_loss(self.loss_name, self._discriminate(
+                self._generate(z_part, y, training=True), y, training=True)),
+            (z, labels), self.generator.trainable_variables, self.g_optimizer,
+            (self.generator, self.discriminator), after)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.g_loss_tracker.update_state(g_loss)
+
+    def _accumulate(self, loss_fn, inputs, variables, optimizer, models, after, weight=1.0):
+        """The batch mean of ``loss_fn(*inputs)`` and the gradients of ``weight`` times it.
+
+        ``loss_fn`` must be a mean over the examples of ``inputs`` (tensors with the batch on
+        axis 0, or None). With ``micro_batches = K > 1`` it is evaluated on K equal parts of the
+        batch, one after the other, and the parts' values and gradients (each divided by K)
+        are summed: the same mean and gradient with about 1/K of the activations alive. Before
+        each part after the first, the seed generators of ``models`` (the phase-shuffle layers)
+        are put back to where they were before the first part, so every part draws the same
+        shifts that one call on the whole batch would: the update is that of the whole batch.
+
+        The pass starts only after the tensors in ``after`` exist, and returns the tensors its
+        successor must wait for: without that order TensorFlow may run independent passes at
+        once and hold all their activations together.
+        """
+        parts = self.micro_batches
+        states = _seed_states(models) if parts > 1 else []
+        after = list(after) + [state for _, state in states]
+        total, grads = 0.0, None
+        for index, part in enumerate(_split_rows(inputs, parts)):
+            if index:
+                for generator, state in states:
+                    generator.state.assign(state)
+            with _after_context(after), tf.GradientTape() as tape:
+                value = loss_fn(*part) / parts
+                scaled_loss = optimizer.scale_loss(_replica_share(weight * value))
+            part_grads = tape.gradient(scaled_loss, variables)
+            grads = _add_gradients(grads, part_grads)
+            total = total + value
+            after = [t for t in tf.nest.flatten(part_grads, expand_composites=True)
+                     if t is not None]
+        return total, grads, after
 
     def get_config(self):
         return {
@@ -243,7 +313,7 @@ class WaveGAN(keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "loss": self.loss_name, "n_critic": self.n_critic, "gp_weight": self.gp_weight,
             "clip_value": self.clip_value, "latent_dim": self.latent_dim, "seed": self.seed,
-            "num_classes": self.num_classes,
+            "num_classes": self.num_classes, "micro_batches": self.micro_batches,
         }
 
     @classmethod
@@ -264,6 +334,59 @@ def _check_conditioning(generator, discriminator, num_classes):
                 f"the {role} {'takes' if takes_label else 'does not take'} a label input but "
                 f"num_classes={num_classes!r}; build G and D with the same num_classes as the "
                 "WaveGAN")
+
+
+def _after(tensors, values):
+    """``values`` (tensors or None) as identities that run only after ``tensors`` exist."""
+    with _after_context(tensors):
+        return [v if v is None or not tensors else tf.identity(v) for v in values]
+
+
+def _after_context(tensors):
+    """A context in which every new op runs only after ``tensors`` exist (none: no effect)."""
+    return tf.control_dependencies(tensors) if tensors else contextlib.nullcontext()
+
+
+def _split_rows(inputs, parts):
+    """``parts`` tuples of equal row slices of ``inputs``; None entries stay None."""
+    if parts == 1:
+        return [tuple(inputs)]
+    columns = [[None] * parts if x is None else ops.split(x, parts, axis=0) for x in inputs]
+    return list(zip(*columns))
+
+
+def _add_gradients(total, grads):
+    """Elementwise sum of two gradient lists; None (no gradient) counts as zero."""
+    if total is None:
+        return list(grads)
+    summed = []
+    for a, b in zip(total, grads):
+        if a is None or b is None:
+            summed.append(b if a is None else a)
+        else:
+            summed.append(tf.convert_to_tensor(a) + tf.convert_to_tensor(b))
+    return summed
+
+
+def _seed_states(models):
+    """``(seed_generator, copy of its state)`` for every seeded layer of ``models``.
+
+    A real copy: a plain read may share the variable's buffer, which the next draw overwrites.
+    """
+    states = []
+    for model in models:
+        for layer in _all_layers(model):
+            generator = getattr(layer, "seed_generator", None)
+            if isinstance(generator, keras.random.SeedGenerator):
+                state = tf.raw_ops.DeepCopy(x=ops.convert_to_tensor(generator.state))
+                states.append((generator, state))
+    return states
+
+
+def _all_layers(model):
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _all_layers(layer)
 
 
 def _replica_share(loss):

@@ -19,15 +19,35 @@ def check_loss(loss):
 
 
 def discriminator_loss(loss, real_logits, fake_logits):
-    """The critic's loss for ``loss`` given D(x) and D(G(z)), without any gradient penalty."""
+    """The critic's loss for ``loss`` given D(x) and D(G(z)), without any gradient penalty.
+
+    It is the sum of :func:`critic_real_term` and :func:`critic_fake_term`.
+    """
+    return critic_real_term(loss, real_logits) + critic_fake_term(loss, fake_logits)
+
+
+def critic_real_term(loss, real_logits):
+    """The part of the critic's loss that depends on D(x), a mean over the examples.
+
+    Every critic loss here is such a term for the real clips plus one for the fake clips, so
+    the trainer can differentiate the two passes of D one after the other.
+    """
     check_loss(loss)
     if loss in WASSERSTEIN_LOSSES:
-        return ops.mean(fake_logits) - ops.mean(real_logits)
+        return -ops.mean(real_logits)
     if loss == "dcgan":
-        real = _sigmoid_cross_entropy(real_logits, 1.0)
-        fake = _sigmoid_cross_entropy(fake_logits, 0.0)
-        return (real + fake) / 2.0
-    return (ops.mean(ops.square(real_logits - 1.0)) + ops.mean(ops.square(fake_logits))) / 2.0
+        return _sigmoid_cross_entropy(real_logits, 1.0) / 2.0
+    return ops.mean(ops.square(real_logits - 1.0)) / 2.0
+
+
+def critic_fake_term(loss, fake_logits):
+    """The part of the critic's loss that depends on D(G(z)), a mean over the examples."""
+    check_loss(loss)
+    if loss in WASSERSTEIN_LOSSES:
+        return ops.mean(fake_logits)
+    if loss == "dcgan":
+        return _sigmoid_cross_entropy(fake_logits, 0.0) / 2.0
+    return ops.mean(ops.square(fake_logits)) / 2.0
 
 
 def generator_loss(loss, fake_logits):

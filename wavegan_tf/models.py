@@ -15,6 +15,7 @@ only enters through an inner product with what D saw in the audio.
 import keras
 from keras import layers
 
+from wavegan_tf.leaky_relu import LeakyReLU
 from wavegan_tf.phase_shuffle import PhaseShuffle
 
 SLICE_LENS = (16384, 32768, 65536)
@@ -179,7 +180,7 @@ def build_discriminator(
                           name=f"downconv_{i}")(x)
         if use_batchnorm and i > 0:
             x = layers.BatchNormalization(name=f"downconv_{i}_bn")(x)
-        x = layers.LeakyReLU(0.2, name=f"downconv_{i}_lrelu")(x)
+        x = LeakyReLU(0.2, name=f"downconv_{i}_lrelu")(x)
         if phase_shuffle_rad and i < len(strides) - 1:
             x = PhaseShuffle(phase_shuffle_rad, name=f"phase_shuffle_{i}")(x)
     # [16, 16d] -> [256d] -> [1]
