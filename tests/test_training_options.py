@@ -87,10 +87,36 @@ def test_jit_compile_builds_an_xla_train_step_and_trains(tmp_path, data_dir):
     (dict(eval_every_steps=5, eval_classifier="c.keras", strategy="multi_worker"),
      "not supported with strategy 'multi_worker'"),
     (dict(eval_n=0), "eval_n must be an integer >= 1"),
+    (dict(micro_batches=0), "micro_batches must be an integer >= 1"),
 ])
 def test_bad_scale_options_are_named(values, message):
     with pytest.raises(ValueError, match=message):
         training.TrainingOptions(**values)
+
+
+def test_micro_batches_train_the_same_weights_and_may_change_on_resume(tmp_path, data_dir):
+    config = dict(TINY, batch_size=4)
+    whole = training.train(str(tmp_path / "whole"), config, _options(data_dir), verbose=0)
+    split_dir = str(tmp_path / "split")
+    split = training.train(split_dir, config, _options(data_dir, micro_batches=2), verbose=0)
+    with open(os.path.join(split_dir, training.OPTIONS_FILENAME)) as f:
+        assert json.load(f)["micro_batches"] == 2
+    a, b = tf.train.load_checkpoint(whole.checkpoint), tf.train.load_checkpoint(split.checkpoint)
+    names = [n for n in a.get_variable_to_dtype_map() if "/_trainable_variables/" in n]
+    assert len(names) > 10
+    for name in names:
+        np.testing.assert_allclose(a.get_tensor(name), b.get_tensor(name), rtol=1e-4, atol=1e-5)
+    resumed = training.train(split_dir, {}, {"train_steps": 3, "micro_batches": 4}, verbose=0)
+    assert (resumed.start_step, resumed.step) == (2, 3)
+
+
+def test_micro_batches_must_divide_the_replica_batch(tmp_path, data_dir):
+    train_dir = str(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"micro_batches=3 must divide the batch of each "
+                                         r"replica: batch_size=4 over 1 replica\(s\) is 4"):
+        training.train(train_dir, dict(TINY, batch_size=4), _options(data_dir, micro_batches=3),
+                       verbose=0)
+    assert not os.path.exists(train_dir)
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +216,14 @@ def test_cli_strategy_mirrored_trains(tmp_path, data_dir):
     with open(os.path.join(train_dir, training.OPTIONS_FILENAME)) as f:
         assert json.load(f)["strategy"] == "mirrored"
     assert checkpoints.latest_checkpoint(train_dir).endswith("ckpt-1")
+
+
+def test_cli_micro_batches_reach_the_run(tmp_path, data_dir):
+    proc = _run_python(["train.py", "--train_dir", str(tmp_path / "run"), "--data_dir", data_dir,
+                        "--batch_size", "6", "--micro_batches", "4"])
+    assert proc.returncode == 1
+    assert "error: micro_batches=4 must divide the batch of each replica: batch_size=6" \
+        in proc.stderr
 
 
 def test_cli_tpu_without_tpu_strategy_is_an_error(tmp_path):

@@ -101,13 +101,13 @@ class WaveGANConfig:
             kernel_len=self.kernel_len, phase_shuffle_rad=self.phase_shuffle,
             use_batchnorm=self.batchnorm, num_classes=self.num_classes)
 
-    def build_gan(self, jit_compile=False):
+    def build_gan(self, jit_compile=False, micro_batches=1):
         """A compiled :class:`WaveGAN` with fresh G and D and this config's optimizers; with
-        ``jit_compile`` its train step is compiled with XLA."""
+        ``jit_compile`` its train step is compiled with XLA; ``micro_batches`` as in WaveGAN."""
         gan = WaveGAN(self.build_generator(), self.build_discriminator(), loss=self.loss,
                       n_critic=self.n_critic, gp_weight=self.gp_weight,
                       clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed,
-                      num_classes=self.num_classes)
+                      num_classes=self.num_classes, micro_batches=micro_batches)
         g_opt, d_opt = losses.default_optimizers(self.loss)
         if self.g_learning_rate:
             g_opt.learning_rate = self.g_learning_rate

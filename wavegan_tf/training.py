@@ -80,7 +80,8 @@ from wavegan_tf.callbacks import (EveryNSteps, NonFiniteLossCheck, ScalarSummari
                                   StepCounter, StopOnRequest, Throughput, TrainingDiverged)
 from wavegan_tf.config import ARCHITECTURE_FIELDS, CONFIG_FILENAME, WaveGANConfig
 from wavegan_tf.distribute import (STRATEGIES, ChiefCheckpointManager,
-                                   distributed_audio_dataset, is_chief, make_strategy)
+                                   distributed_audio_dataset, is_chief, make_strategy,
+                                   replica_batch_size)
 from wavegan_tf.dtype_policy import global_dtype_policy
 from wavegan_tf.gan import critic_batches
 from wavegan_tf.locks import RunLock
@@ -137,6 +138,9 @@ class TrainingOptions:
             :data:`MIXED_PRECISION_POLICIES` ("none" = float32). A run cannot switch
             mixed_float16 on or off on resume: its optimizers carry a loss scale.
         jit_compile: compile the train step with XLA (for GPU/TPU; slower on CPU).
+        micro_batches: split each replica's batch into this many equal parts, one after the
+            other, whose gradients are summed: lower peak memory, the same update
+            (:class:`wavegan_tf.WaveGAN`); it must divide the batch of each replica.
         eval_every_steps: score G every this many steps with ``eval_classifier`` (0 = off);
             see :mod:`wavegan_tf.eval.during_training`.
         eval_classifier: the ``.keras`` classifier of ``evaluate.py train_classifier``.
@@ -154,6 +158,7 @@ class TrainingOptions:
     tpu: str = None
     mixed_precision: str = "none"
     jit_compile: bool = False
+    micro_batches: int = 1
     eval_every_steps: int = 0
     eval_classifier: str = None
     eval_n: int = 1000
@@ -163,6 +168,7 @@ class TrainingOptions:
                      "eval_every_steps"):
             _check_int(name, getattr(self, name), minimum=0)
         _check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        _check_int("micro_batches", self.micro_batches, minimum=1)
         _check_int("eval_n", self.eval_n, minimum=1)
         if not self.save_every_secs >= 0:
             raise ValueError(f"save_every_secs must be >= 0, got {self.save_every_secs!r}")
@@ -299,6 +305,7 @@ def train(train_dir, config_values=None, option_values=None, verbose=1, strategy
     """
     config, options = resolve_run(train_dir, config_values, option_values)
     strategy = strategy or _make_strategy(options)
+    _check_micro_batches(config, options, strategy)
     chief = is_chief(strategy)
     if chief:
         _prepare_train_dir(train_dir)
@@ -328,6 +335,16 @@ class _Run:
         return isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
+def _check_micro_batches(config, options, strategy):
+    """ValueError unless ``micro_batches`` divides the batch of each replica."""
+    per_replica = replica_batch_size(strategy, config.batch_size)
+    if per_replica % options.micro_batches:
+        raise ValueError(
+            f"micro_batches={options.micro_batches} must divide the batch of each replica: "
+            f"batch_size={config.batch_size} over {strategy.num_replicas_in_sync} replica(s) "
+            f"is {per_replica} examples per replica")
+
+
 def _make_strategy(options):
     """The strategy the options name; a TPU that cannot be reached is a ValueError."""
     try:
@@ -354,7 +371,8 @@ def _train_locked(run, verbose):
     config, options = run.config, run.options
     keras.utils.set_random_seed(config.seed)
     with run.strategy.scope():
-        gan = config.build_gan(jit_compile=options.jit_compile)
+        gan = config.build_gan(jit_compile=options.jit_compile,
+                               micro_batches=options.micro_batches)
     step = tf.Variable(0, dtype=tf.int64, name="step")
     saver = _CheckpointSaver(gan, step, run)
     saver.restore()
@@ -681,9 +699,10 @@ def _log_run(run, start):
                  checkpoints.checkpoint_dir(train_dir), os.path.join(train_dir, LOGS_SUBDIR),
                  os.path.join(train_dir, "previews"))
     logging.info("Config: %s", json.dumps(config.to_dict(), sort_keys=True))
-    logging.info("Strategy: %s (%d replica(s)%s), precision: %s, XLA: %s", options.strategy,
-                 run.strategy.num_replicas_in_sync, "" if run.chief else ", not the chief",
-                 options.mixed_precision, "on" if options.jit_compile else "off")
+    logging.info("Strategy: %s (%d replica(s)%s), precision: %s, XLA: %s, micro-batches: %d",
+                 options.strategy, run.strategy.num_replicas_in_sync,
+                 "" if run.chief else ", not the chief", options.mixed_precision,
+                 "on" if options.jit_compile else "off", options.micro_batches)
 
 
 def _export(train_dir):

@@ -123,6 +123,11 @@ flags.DEFINE_enum("mixed_precision", _OPTIONS.mixed_precision,
                   "scaling); audio stays float32.")
 flags.DEFINE_boolean("jit_compile", _OPTIONS.jit_compile,
                      "Compile the train step with XLA (for GPU/TPU; slower on CPU).")
+flags.DEFINE_integer("micro_batches", _OPTIONS.micro_batches,
+                     "Split each batch into this many equal parts, processed one after the "
+                     "other with their gradients summed: lower peak memory, the same update "
+                     "(phase-shuffle shifts are replayed per part). Must divide the batch of "
+                     "each replica.")
 # Scoring while training.
 flags.DEFINE_integer("eval_every_steps", _OPTIONS.eval_every_steps,
                      "Score G every this many steps with --eval_classifier (0 = off): "
