@@ -18,7 +18,8 @@ penalty is taken with respect to the audio only, with each example's label held 
 
 Memory: each critic update runs three passes of D one after the other (real clips, fake clips,
 gradient penalty), each differentiated on its own and the gradients summed, so only one pass's
-activations are alive at a time; ``micro_batches=K`` further splits every pass (and the
+activations are alive at a time; in a graph on one device the ``n_critic`` updates are a
+``tf.while_loop`` (one copy of the update in the graph); ``micro_batches=K`` further splits every pass (and the
 generator update) into K equal parts, with the same update (see :meth:`WaveGAN._accumulate`).
 
 Under a ``tf.distribute`` strategy (build the model in ``strategy.scope()`` and feed it a dataset
@@ -143,14 +144,48 @@ class WaveGAN(keras.Model):
         real_batches = self._critic_real_batches(data)
         label_batches = self._critic_label_batches(data)
         self._check_micro_batches(real_batches[0])
-        after = ()
-        for real, labels in zip(real_batches, label_batches):
-            after = self._critic_step(real, labels, after)
+        if self.n_critic > 1 and not tf.distribute.has_strategy() and tf.inside_function():
+            after = self._critic_loop(data)
+        else:
+            after = ()
+            for real, labels in zip(real_batches, label_batches):
+                after = self._critic_step(real, labels, after)
         self._generator_step(ops.shape(real_batches[0])[0], label_batches[-1], after)
         results = {m.name: m.result() for m in self.metrics}
         if _fit_reduces_along_axis_0(tf.distribute.get_strategy()):
             results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
         return results
+
+    def _critic_loop(self, data):
+        """The ``n_critic`` critic updates as one ``tf.while_loop``, one iteration at a time.
+
+        The graph then holds one critic update instead of ``n_critic`` copies: at d=64 the
+        unrolled graph and its kernels took several hundred MB. Under a distribution strategy
+        the updates stay unrolled, because a gradient all-reduce cannot run inside a loop.
+        """
+        reals, labels = self._critic_stacks(data)
+
+        def body(i):
+            after = self._critic_step(reals[i], None if labels is None else labels[i])
+            with tf.control_dependencies(after):
+                return (i + 1,)
+
+        count = tf.while_loop(lambda i: i < self.n_critic, body, (tf.constant(0),),
+                              parallel_iterations=1)
+        return list(count)
+
+    def _critic_stacks(self, data):
+        """The element's audio as ``[n_critic, batch, time, channels]`` and its labels as
+        ``[n_critic, batch]`` (None when unconditional), reshaped rather than copied; the
+        shapes are those :meth:`_critic_real_batches` accepts."""
+        if self.conditional:
+            audio, labels = self._audio_and_labels(data)
+            labels = ops.reshape(ops.cast(labels, "int32"), (self.n_critic, -1))
+        else:
+            audio, labels = (data[0] if isinstance(data, (tuple, list)) else data), None
+        if len(audio.shape) == 3:
+            audio = ops.reshape(audio, (self.n_critic, -1) + tuple(audio.shape[1:]))
+        return audio, labels
 
     def _check_micro_batches(self, real):
         batch_size = real.shape[0]
