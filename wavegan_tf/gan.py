@@ -144,7 +144,7 @@ class WaveGAN(keras.Model):
         real_batches = self._critic_real_batches(data)
         label_batches = self._critic_label_batches(data)
         self._check_micro_batches(real_batches[0])
-        if self.n_critic > 1 and not tf.distribute.has_strategy() and tf.inside_function():
+        if self._loop_critic_updates():
             after = self._critic_loop(data)
         else:
             after = ()
@@ -155,6 +155,13 @@ class WaveGAN(keras.Model):
         if _fit_reduces_along_axis_0(tf.distribute.get_strategy()):
             results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
         return results
+
+    def _loop_critic_updates(self):
+        """Whether the critic updates of this trace run as a loop (see :meth:`_critic_loop`):
+        in a graph, on one device, without XLA (which plans its own buffers and measured
+        several times slower with the loop on CPU)."""
+        return (self.n_critic > 1 and tf.inside_function() and not tf.distribute.has_strategy()
+                and not self.jit_compile)
 
     def _critic_loop(self, data):
         """The ``n_critic`` critic updates as one ``tf.while_loop``, one iteration at a time.
