@@ -246,8 +246,10 @@ def test_conditional_fit_takes_flat_batches_split_in_order():
     history = gan.fit(stacks, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["gp"][-1])
     labels = tf.constant([[0, 1], [2, 0]], tf.int32)
-    split = gan._critic_label_batches((tf.zeros((2, 2, 4, 1)), labels))
+    split = gan._critic_stacks((tf.zeros((2, 2, 4, 1)), labels))[1]
     np.testing.assert_array_equal(split[1], [2, 0])
+    flat = gan._critic_stacks((tf.zeros((4, 4, 1)), tf.reshape(labels, (-1,))))[1]
+    np.testing.assert_array_equal(flat[1], [2, 0])
 
 
 def _projection_critic(weights, table):
@@ -280,10 +282,17 @@ def test_gradient_penalty_is_taken_on_the_audio_with_each_label_held_fixed():
                                expected, rtol=1e-5)
 
 
+def test_labels_that_do_not_match_the_audio_are_an_error():
+    gan = _conditional_gan()
+    with pytest.raises(ValueError, match=r"labels must match the audio's leading axes "
+                                         r"\(\(2, 2\)\), got shape \(3,\)"):
+        gan._critic_stacks((tf.zeros((2, 2, 4, 1)), tf.zeros((3,), tf.int32)))
+
+
 def test_conditional_gan_without_labels_in_the_data_is_an_error():
     gan = _conditional_gan()
     with pytest.raises(ValueError, match=r"needs \(audio, label\) dataset elements"):
-        gan._critic_real_batches(tf.zeros((2, 2, 4, 1)))
+        gan._critic_stacks(tf.zeros((2, 2, 4, 1)))
 
 
 def test_models_and_num_classes_must_agree():

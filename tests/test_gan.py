@@ -164,11 +164,11 @@ def test_same_seed_gives_identical_weights():
 def test_each_critic_update_gets_its_own_real_batch():
     gan = _tiny_gan(n_critic=3)
     stacked = tf.reshape(tf.range(3 * 2 * 4, dtype=tf.float32), (3, 2, 4, 1))
-    batches = gan._critic_real_batches(stacked)
-    assert len(batches) == 3
+    batches, labels = gan._critic_stacks(stacked)
+    assert batches.shape[0] == 3 and labels is None
     for i, batch in enumerate(batches):
         np.testing.assert_array_equal(batch, stacked[i])
-    flat = gan._critic_real_batches(tf.reshape(stacked, (6, 4, 1)))
+    flat, _ = gan._critic_stacks(tf.reshape(stacked, (6, 4, 1)))
     for i, batch in enumerate(flat):
         np.testing.assert_array_equal(batch, stacked[i])
 
@@ -180,7 +180,7 @@ def test_each_critic_update_gets_its_own_real_batch():
 def test_real_batches_of_the_wrong_shape_are_rejected(shape, message):
     gan = _tiny_gan(n_critic=3)
     with pytest.raises(ValueError, match=message):
-        gan._critic_real_batches(tf.zeros(shape))
+        gan._critic_stacks(tf.zeros(shape))
 
 
 def test_sampled_z_is_uniform_in_minus_one_one():

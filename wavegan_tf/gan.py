@@ -39,7 +39,7 @@ import tensorflow as tf
 from keras import ops
 
 from wavegan_tf import losses
-from wavegan_tf.models import check_num_classes
+from wavegan_tf.models import check_num_classes, check_positive
 
 
 @keras.saving.register_keras_serializable(package="wavegan_tf")
@@ -66,16 +66,12 @@ class WaveGAN(keras.Model):
                  **kwargs):
         super().__init__(**kwargs)
         losses.check_loss(loss)
-        if int(n_critic) != n_critic or n_critic < 1:
-            raise ValueError(f"n_critic must be a positive integer, got n_critic={n_critic!r}")
+        check_positive(n_critic=n_critic, micro_batches=micro_batches)
         if gp_weight < 0:
             raise ValueError(f"gp_weight must be >= 0, got gp_weight={gp_weight!r}")
         if clip_value <= 0:
             raise ValueError(f"clip_value must be > 0, got clip_value={clip_value!r}")
         _check_conditioning(generator, discriminator, num_classes)
-        if int(micro_batches) != micro_batches or micro_batches < 1:
-            raise ValueError(
-                f"micro_batches must be a positive integer, got micro_batches={micro_batches!r}")
         self.micro_batches = int(micro_batches)
         self.num_classes = int(num_classes)
         self.generator = generator
@@ -141,16 +137,15 @@ class WaveGAN(keras.Model):
             (n,), 0.0, 1.0, seed=self.seed_generator))
 
     def train_step(self, data):
-        real_batches = self._critic_real_batches(data)
-        label_batches = self._critic_label_batches(data)
-        self._check_micro_batches(real_batches[0])
+        reals, labels = self._critic_stacks(data)
+        self._check_micro_batches(reals)
         if self._loop_critic_updates():
-            after = self._critic_loop(data)
+            after = self._critic_loop(reals, labels)
         else:
             after = ()
-            for real, labels in zip(real_batches, label_batches):
-                after = self._critic_step(real, labels, after)
-        self._generator_step(ops.shape(real_batches[0])[0], label_batches[-1], after)
+            for i in range(self.n_critic):
+                after = self._critic_step(reals[i], _row(labels, i), after)
+        self._generator_step(ops.shape(reals)[1], _row(labels, self.n_critic - 1), after)
         results = {m.name: m.result() for m in self.metrics}
         if _fit_reduces_along_axis_0(tf.distribute.get_strategy()):
             results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
@@ -163,17 +158,15 @@ class WaveGAN(keras.Model):
         return (self.n_critic > 1 and tf.inside_function() and not tf.distribute.has_strategy()
                 and not self.jit_compile)
 
-    def _critic_loop(self, data):
+    def _critic_loop(self, reals, labels):
         """The ``n_critic`` critic updates as one ``tf.while_loop``, one iteration at a time.
 
         The graph then holds one critic update instead of ``n_critic`` copies: at d=64 the
         unrolled graph and its kernels took several hundred MB. Under a distribution strategy
         the updates stay unrolled, because a gradient all-reduce cannot run inside a loop.
         """
-        reals, labels = self._critic_stacks(data)
-
         def body(i):
-            after = self._critic_step(reals[i], None if labels is None else labels[i])
+            after = self._critic_step(reals[i], _row(labels, i))
             with tf.control_dependencies(after):
                 return (i + 1,)
 
@@ -182,63 +175,52 @@ class WaveGAN(keras.Model):
         return list(count)
 
     def _critic_stacks(self, data):
-        """The element's audio as ``[n_critic, batch, time, channels]`` and its labels as
-        ``[n_critic, batch]`` (None when unconditional), reshaped rather than copied; the
-        shapes are those :meth:`_critic_real_batches` accepts."""
+        """One dataset element (see the module doc) as its real audio
+        ``[n_critic, batch, time, channels]`` and labels ``[n_critic, batch]`` (None when
+        unconditional): row ``i`` feeds critic update ``i``. A flat element is reshaped, which
+        splits it in order without a copy."""
         if self.conditional:
             audio, labels = self._audio_and_labels(data)
-            labels = ops.reshape(ops.cast(labels, "int32"), (self.n_critic, -1))
         else:
             audio, labels = (data[0] if isinstance(data, (tuple, list)) else data), None
+        self._check_audio_shape(audio)
+        if labels is not None:
+            expected = len(audio.shape) - 2
+            if len(labels.shape) != expected or (
+                    labels.shape[0] is not None and audio.shape[0] is not None
+                    and labels.shape[0] != audio.shape[0]):
+                raise ValueError(
+                    f"labels must match the audio's leading axes "
+                    f"({tuple(audio.shape[:expected])}), got shape {tuple(labels.shape)} for "
+                    f"audio of shape {tuple(audio.shape)}")
+            labels = ops.reshape(ops.cast(labels, "int32"), (self.n_critic, -1))
         if len(audio.shape) == 3:
             audio = ops.reshape(audio, (self.n_critic, -1) + tuple(audio.shape[1:]))
         return audio, labels
 
-    def _check_micro_batches(self, real):
-        batch_size = real.shape[0]
+    def _check_audio_shape(self, audio):
+        """ValueError unless ``audio`` is one of the two element layouts for ``n_critic``."""
+        if len(audio.shape) == 4:
+            if audio.shape[0] is not None and audio.shape[0] != self.n_critic:
+                raise ValueError(
+                    f"a [n_critic, batch, time, channels] element needs n_critic={self.n_critic} "
+                    f"batches, got shape {tuple(audio.shape)}")
+            return
+        if len(audio.shape) != 3:
+            raise ValueError(
+                "real audio must be [n_critic, batch, time, channels] or "
+                f"[n_critic * batch, time, channels], got shape {tuple(audio.shape)}")
+        if audio.shape[0] is not None and audio.shape[0] % self.n_critic:
+            raise ValueError(
+                f"a [n_critic * batch, time, channels] element needs a leading size divisible "
+                f"by n_critic={self.n_critic}, got shape {tuple(audio.shape)}")
+
+    def _check_micro_batches(self, reals):
+        batch_size = reals.shape[1]
         if batch_size is not None and batch_size % self.micro_batches:
             raise ValueError(
                 f"micro_batches={self.micro_batches} must divide the batch each replica trains "
                 f"on, got a batch of {batch_size} examples")
-
-    def _critic_real_batches(self, data):
-        """Splits one dataset element into ``n_critic`` real batches (see the module doc)."""
-        if self.conditional:
-            data = self._audio_and_labels(data)[0]
-        elif isinstance(data, (tuple, list)):
-            data = data[0]
-        if len(data.shape) == 4:
-            if data.shape[0] is not None and data.shape[0] != self.n_critic:
-                raise ValueError(
-                    f"a [n_critic, batch, time, channels] element needs n_critic={self.n_critic} "
-                    f"batches, got shape {tuple(data.shape)}")
-            return [data[i] for i in range(self.n_critic)]
-        if len(data.shape) != 3:
-            raise ValueError(
-                "real audio must be [n_critic, batch, time, channels] or "
-                f"[n_critic * batch, time, channels], got shape {tuple(data.shape)}")
-        if data.shape[0] is not None and data.shape[0] % self.n_critic:
-            raise ValueError(
-                f"a [n_critic * batch, time, channels] element needs a leading size divisible "
-                f"by n_critic={self.n_critic}, got shape {tuple(data.shape)}")
-        return ops.split(data, self.n_critic, axis=0)
-
-    def _critic_label_batches(self, data):
-        """The labels of the ``n_critic`` real batches (None for each when unconditional)."""
-        if not self.conditional:
-            return [None] * self.n_critic
-        audio, labels = self._audio_and_labels(data)
-        expected = len(audio.shape) - 2
-        if len(labels.shape) != expected or (
-                labels.shape[0] is not None and audio.shape[0] is not None
-                and labels.shape[0] != audio.shape[0]):
-            raise ValueError(
-                f"labels must match the audio's leading axes ({tuple(audio.shape[:expected])}), "
-                f"got shape {tuple(labels.shape)} for audio of shape {tuple(audio.shape)}")
-        labels = ops.cast(labels, "int32")
-        if expected == 2:
-            return [labels[i] for i in range(self.n_critic)]
-        return ops.split(labels, self.n_critic, axis=0)
 
     def _audio_and_labels(self, data):
         if not isinstance(data, (tuple, list)) or len(data) < 2 or data[1] is None:
@@ -259,20 +241,17 @@ class WaveGAN(keras.Model):
         """One critic update; returns the tensors the next pass must wait for (see
         :meth:`_accumulate`)."""
         batch_size = ops.shape(real)[0]
-        z = _after(after, [self.sample_z(batch_size)])[0]
-        fake = self._generate(z, labels, training=True)
+        fake = self._generate(_after(after, self.sample_z(batch_size)), labels, training=True)
         variables = self.discriminator.trainable_variables
         models = (self.discriminator,)
-        real_term, grads, after = self._accumulate(
-            lambda x, y: losses.critic_real_term(self.loss_name,
-                                                 self._discriminate(x, y, training=True)),
-            (real, labels), variables, self.d_optimizer, models, after)
-        fake_term, fake_grads, after = self._accumulate(
-            lambda x, y: losses.critic_fake_term(self.loss_name,
-                                                 self._discriminate(x, y, training=True)),
-            (fake, labels), variables, self.d_optimizer, models, after)
-        grads = _add_gradients(grads, fake_grads)
-        d_loss = real_term + fake_term
+        d_loss, grads = 0.0, None
+        for term, audio in ((losses.critic_real_term, real), (losses.critic_fake_term, fake)):
+            value, pass_grads, after = self._accumulate(
+                lambda x, y, term=term: term(self.loss_name,
+                                             self._discriminate(x, y, training=True)),
+                (audio, labels), variables, self.d_optimizer, models, after)
+            d_loss, grads = d_loss + value, _add_gradients(grads, pass_grads)
+        wasserstein = -d_loss
         gp = ops.zeros(())
         if self.loss_name == "wgan-gp":
             alpha = self.sample_alpha(batch_size)
@@ -287,7 +266,7 @@ class WaveGAN(keras.Model):
             for variable in variables:
                 variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
         self.d_loss_tracker.update_state(d_loss)
-        self.wasserstein_tracker.update_state(-(real_term + fake_term))
+        self.wasserstein_tracker.update_state(wasserstein)
         self.gp_tracker.update_state(gp)
         return after
 
@@ -307,7 +286,7 @@ class WaveGAN(keras.Model):
         return losses.gradient_penalty(tape.gradient(logits, x_hat))
 
     def _generator_step(self, batch_size, labels=None, after=()):
-        z = _after(after, [self.sample_z(batch_size)])[0]
+        z = _after(after, self.sample_z(batch_size))
         g_loss, grads, _ = self._accumulate(
             lambda z_part, y: losses.generator_loss(self.loss_name, self._discriminate(
                 self._generate(z_part, y, training=True), y, training=True)),
@@ -378,10 +357,17 @@ def _check_conditioning(generator, discriminator, num_classes):
                 "WaveGAN")
 
 
-def _after(tensors, values):
-    """``values`` (tensors or None) as identities that run only after ``tensors`` exist."""
-    with _after_context(tensors):
-        return [v if v is None or not tensors else tf.identity(v) for v in values]
+def _after(tensors, value):
+    """``value`` as an identity that runs only after ``tensors`` exist (none: ``value``)."""
+    if not tensors:
+        return value
+    with tf.control_dependencies(tensors):
+        return tf.identity(value)
+
+
+def _row(stack, i):
+    """Row ``i`` of ``stack``, or None when there is no stack (unconditional labels)."""
+    return None if stack is None else stack[i]
 
 
 def _after_context(tensors):

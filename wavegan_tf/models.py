@@ -51,7 +51,8 @@ def _label_input():
     return keras.Input((), dtype="int32", name="label")
 
 
-def _check_positive(**values):
+def check_positive(**values):
+    """ValueError naming the first of ``values`` (name=value) that is not an integer >= 1."""
     for name, value in values.items():
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
@@ -99,7 +100,7 @@ def build_generator(
             class-conditional G.
     """
     strides = _strides(slice_len)
-    _check_positive(latent_dim=latent_dim, num_channels=num_channels, model_dim=model_dim,
+    check_positive(latent_dim=latent_dim, num_channels=num_channels, model_dim=model_dim,
                     kernel_len=kernel_len)
     if upsample not in UPSAMPLE_MODES:
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got upsample={upsample!r}")
@@ -167,7 +168,7 @@ def build_discriminator(
     model is called with ``training=True``.
     """
     strides = tuple(reversed(_strides(slice_len)))
-    _check_positive(num_channels=num_channels, model_dim=model_dim, kernel_len=kernel_len)
+    check_positive(num_channels=num_channels, model_dim=model_dim, kernel_len=kernel_len)
     if int(phase_shuffle_rad) != phase_shuffle_rad or phase_shuffle_rad < 0:
         raise ValueError(f"phase_shuffle_rad must be >= 0, got {phase_shuffle_rad!r}")
     check_num_classes(num_classes)
