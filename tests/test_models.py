@@ -109,3 +109,14 @@ def test_nearest_upsampling_uses_resize_then_conv():
 def test_bad_arguments_raise_value_errors_naming_them(builder, kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         builder(**kwargs)
+
+
+@pytest.mark.parametrize("slice_len, last_stride", [(32768, 2), (65536, 4)])
+def test_longer_slices_add_the_extra_layer_last_in_d_as_the_original(slice_len, last_stride):
+    d = build_discriminator(slice_len=slice_len, model_dim=2)
+    assert tuple(d.get_layer("downconv_0").output.shape[1:]) == (slice_len // 4, 2)
+    assert tuple(d.get_layer("downconv_4").output.shape[1:]) == (16 * last_stride, 32)
+    assert d.get_layer("downconv_5").strides == (last_stride,)
+    assert tuple(d.get_layer("downconv_5").output.shape[1:]) == (16, 64)
+    names = [layer.name for layer in d.layers if layer.name.startswith("phase_shuffle")]
+    assert names == [f"phase_shuffle_{i}" for i in range(4)]

@@ -2,8 +2,8 @@
 
 Shapes in the comments are per example for the paper's defaults: d = model_dim = 64,
 c = num_channels = 1, slice_len = 16384. Longer slices follow the original code: the channel
-multiplier is 32 instead of 16 and one extra layer is added (stride 2 for 32768 samples,
-stride 4 for 65536).
+multiplier is 32 instead of 16 and one extra layer is added at the end of G and of D (stride 2
+for 32768 samples, stride 4 for 65536); D's phase shuffle stays after its first four layers.
 
 Class-conditional models (``num_classes > 0``) take an int32 label ``[None]`` beside their usual
 input. G concatenates a learned label embedding (:data:`LABEL_EMBEDDING_DIM` values) with z
@@ -20,12 +20,15 @@ from wavegan_tf.phase_shuffle import PhaseShuffle
 
 SLICE_LENS = (16384, 32768, 65536)
 UPSAMPLE_MODES = ("zeros", "nearest")
+# D's convolutions followed by phase shuffle (the first ones), for every slice length.
+_PHASE_SHUFFLED_LAYERS = 4
 # Size of G's learned label embedding, concatenated with z in a conditional generator.
 LABEL_EMBEDDING_DIM = 50
 
 
 def _strides(slice_len):
-    """Per-layer strides of G (and, reversed, of D) for a supported ``slice_len``."""
+    """Per-layer strides of G, and of D, for a supported ``slice_len``: the original code adds
+    the extra layer of a longer slice as the last layer of both."""
     if slice_len == 16384:
         return (4, 4, 4, 4, 4)
     if slice_len == 32768:
@@ -163,11 +166,11 @@ def build_discriminator(
     the module doc): the label's learned embedding, one value per flattened feature, is
     multiplied with the features and summed into the logit.
 
-    Phase shuffle (``phase_shuffle_rad``; 0 turns it off) follows every convolution except the
-    last, that is the first four for 16384 samples as in the paper. It is active only when the
-    model is called with ``training=True``.
+    Phase shuffle (``phase_shuffle_rad``; 0 turns it off) follows the first four convolutions,
+    as in the paper and the original code (also for the longer slices, whose fifth and sixth
+    convolutions have none). It is active only when the model is called with ``training=True``.
     """
-    strides = tuple(reversed(_strides(slice_len)))
+    strides = _strides(slice_len)
     check_positive(num_channels=num_channels, model_dim=model_dim, kernel_len=kernel_len)
     if int(phase_shuffle_rad) != phase_shuffle_rad or phase_shuffle_rad < 0:
         raise ValueError(f"phase_shuffle_rad must be >= 0, got {phase_shuffle_rad!r}")
@@ -175,14 +178,15 @@ def build_discriminator(
 
     x = audio = keras.Input((slice_len, num_channels), name="audio")
     # [16384, c] -> [4096, d] -> [1024, 2d] -> [256, 4d] -> [64, 8d] -> [16, 16d]
-    # (longer slices: one more layer to [16, 32d])
+    # (longer slices: [32768, c] -> ... -> [32, 16d] -> [16, 32d] with a last stride of 2,
+    # [65536, c] -> ... -> [64, 16d] -> [16, 32d])
     for i, stride in enumerate(strides):
         x = layers.Conv1D(model_dim * 2**i, kernel_len, strides=stride, padding="same",
                           name=f"downconv_{i}")(x)
         if use_batchnorm and i > 0:
             x = layers.BatchNormalization(name=f"downconv_{i}_bn")(x)
         x = LeakyReLU(0.2, name=f"downconv_{i}_lrelu")(x)
-        if phase_shuffle_rad and i < len(strides) - 1:
+        if phase_shuffle_rad and i < _PHASE_SHUFFLED_LAYERS:
             x = PhaseShuffle(phase_shuffle_rad, name=f"phase_shuffle_{i}")(x)
     # [16, 16d] -> [256d] -> [1]
     x = layers.Flatten(name="flatten")(x)
