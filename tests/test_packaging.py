@@ -60,7 +60,8 @@ def test_pip_install_gives_the_console_commands_and_the_version(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     for command, script in (("wavegan-train", "train.py"), ("wavegan-generate", "generate.py"),
-                            ("wavegan-evaluate", "evaluate.py")):
+                            ("wavegan-evaluate", "evaluate.py"),
+                            ("wavegan-convert-tf1", "convert_tf1.py")):
         installed = subprocess.run([venv / "bin" / command, "--help"], capture_output=True,
                                    text=True, cwd=work, env=ENV, timeout=120)
         shim = subprocess.run([sys.executable, os.path.join(ROOT, script), "--help"],

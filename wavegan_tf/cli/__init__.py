@@ -1,6 +1,6 @@
 """The command-line programs, one module each, installed as console commands.
 
-Each module here (``train``, ``generate``, ``evaluate``) defines its flags with absl and a ``main(argv)``
+Each module here (``train``, ``generate``, ``evaluate``, ``convert_tf1``) defines its flags with absl and a ``main(argv)``
 that only parses them and calls the library, plus ``run()``: the entry point of its console
 command in ``pyproject.toml`` (``wavegan-train = "wavegan_tf.cli.train:run"``) and of the
 3-line script of the same name in the repository root (``python train.py``). Both start the
