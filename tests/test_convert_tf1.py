@@ -148,7 +148,7 @@ def write_original_checkpoint(train_dir, steps=0, drop=(), **settings):
     """Writes ``train_dir/model.ckpt-<steps>`` and ``args.txt`` of the original for
     ``settings``; with ``steps`` > 0 both optimizers first make that many updates (D
     ``n_critic`` times as many) from random gradients and their state is saved too, with 0 it
-    is left out. ``drop`` names variables left out.
+    is left out. Variables whose names start with one of ``drop`` are left out.
 
     Returns ``(prefix, reference)``: the original's audio for ``reference["z"]``, D's logits
     for ``reference["x"]`` and, after saving, the weights after one more update from the
@@ -177,7 +177,7 @@ def write_original_checkpoint(train_dir, steps=0, drop=(), **settings):
             grads[scope] = [v1.placeholder(tf.float32, v.shape) for v in variables]
             updates[scope] = (variables, _optimizer(a["wavegan_loss"]).apply_gradients(
                 zip(grads[scope], variables), global_step=global_step if scope == "G" else None))
-        saved = [v for v in v1.global_variables() if v.op.name not in drop
+        saved = [v for v in v1.global_variables() if not v.op.name.startswith(drop)
                  and (steps or not _optimizer_state(v))]
         saver = v1.train.Saver(saved)
         with v1.Session(graph=graph) as sess:
@@ -344,6 +344,16 @@ def test_missing_variable_is_named_and_nothing_is_written(tmp_path):
         convert_checkpoint(prefix, str(out))
     assert not out.exists()
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".new")]
+
+
+def test_a_generator_only_checkpoint_gets_a_fresh_discriminator_and_optimizers(tmp_path):
+    prefix, reference = write_original_checkpoint(str(tmp_path / "old"), steps=1, drop=("D/",))
+    result = convert_checkpoint(prefix, str(tmp_path / "new"))
+    assert (result.discriminator, result.optimizer_state) == ("fresh", "fresh")
+    _, gan, step = _restored(str(tmp_path / "new"))
+    assert step == 1 and int(gan.g_optimizer.iterations.numpy()) == 0
+    audio = gan.generator(reference["z"], training=False).numpy()
+    assert np.max(np.abs(audio - reference["audio"])) <= 1e-5
 
 
 def test_settings_that_do_not_fit_name_the_variable_and_leave_out_untouched(

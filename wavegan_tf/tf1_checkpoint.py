@@ -175,10 +175,7 @@ def config_from_settings(settings):
         post_proc_filt_len=settings["wavegan_genr_pp_len"] if settings["wavegan_genr_pp"] else 0,
         batchnorm=settings["wavegan_batchnorm"], loss=settings["wavegan_loss"],
         n_critic=settings["wavegan_disc_nupdates"], batch_size=settings["train_batch_size"])
-    config = WaveGANConfig(**values)
-    # Building checks the architecture values (slice length, sizes) with clear messages.
-    config.build_generator()
-    return config
+    return WaveGANConfig(**values)
 
 
 def find_checkpoint(path):
