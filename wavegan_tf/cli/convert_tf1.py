@@ -6,8 +6,7 @@ Examples:
 
   python convert_tf1.py --checkpoint old_train/model.ckpt-200000 --out runs/sc09
   python convert_tf1.py --checkpoint old_train --out runs/sc09      # its newest checkpoint
-  python convert_tf1.py --checkpoint best/model.ckpt-5000 --out runs/piano \
-      --arg data_slice_len,65536 --arg wavegan_dim,32
+  python convert_tf1.py --checkpoint old/model.ckpt-5000 --out runs/pads --arg wavegan_dim,32
 
 The original's settings come from the args.txt beside the checkpoint (or --args_txt); --arg
 sets one of them as an args.txt line would. Every variable is checked against them.
@@ -39,7 +38,7 @@ flags.DEFINE_multi_string(
     "arg", [],
     "One setting of the original's train_wavegan.py as an args.txt line, NAME,VALUE (e.g. "
     "wavegan_dim,32 or data_slice_len,65536); repeatable; overrides --args_txt. Names: "
-    + ", ".join(sorted(tf1_checkpoint.ORIGINAL_DEFAULTS)) + ".")
+    + ", ".join(sorted(tf1_checkpoint.ORIGINAL_DEFAULTS)))
 flags.mark_flags_as_required(["checkpoint", "out"])
 
 
