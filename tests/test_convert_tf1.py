@@ -24,7 +24,8 @@ from support import snapshot
 from wavegan_tf import checkpoints, generation, training
 from wavegan_tf.config import WaveGANConfig
 from wavegan_tf.demo_data import ensure_demo_dataset
-from wavegan_tf.tf1_checkpoint import convert_checkpoint
+from wavegan_tf.tf1_checkpoint import (convert_checkpoint, discriminator_variables,
+                                       generator_variables)
 
 v1 = tf.compat.v1
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -234,8 +235,6 @@ def _logits_without_phase_shuffle(discriminator, x, batchnorm):
 
 def _original_name(variable_path, scope, config):
     """The original's name of one of our G/D variables, by the converter's own tables."""
-    from wavegan_tf.tf1_checkpoint import discriminator_variables, generator_variables
-
     table = generator_variables(config) if scope == "G" else discriminator_variables(config)
     return {f"{layer}/{attribute}": name for name, layer, attribute in table}[variable_path]
 

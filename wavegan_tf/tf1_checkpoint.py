@@ -21,7 +21,7 @@ Where the original's variables live (``tf.layers`` names inside ``G/`` and ``D/`
 * Batch norm (``wavegan_batchnorm``): ``<scope>/batch_normalization/{gamma,beta,moving_mean,
   moving_variance}`` in ``G/z_project`` and every ``G/upconv_<i>`` but the last (after the
   dense layer or convolution, before the ReLU), and in every ``D/downconv_<i>`` but the first.
-  The original's D always normalises with the statistics of the batch, also its moving
+  The original's D always normalises with the statistics of the batch, and its moving
   statistics were never updated; our D does the same when called with ``training=True`` (as
   the trainer calls it), so the checkpoint's moving statistics are copied unchanged.
 * Optimizer slots: ``<variable>/Adam`` and ``<variable>/Adam_1`` (wgan-gp, dcgan) or
@@ -262,6 +262,9 @@ def convert_checkpoint(checkpoint, out_dir, args_txt=None, overrides=None):
     _refuse_existing(out_dir)
     tensors = read_checkpoint(prefix)
     with_d = any(name.startswith("D/") for name in tensors)
+    if not with_d:
+        logging.warning("Checkpoint %s holds no discriminator: the converted run gets a fresh D "
+                        "and fresh optimizers.", prefix)
     plan = generator_variables(config) + (discriminator_variables(config) if with_d else [])
     gan = config.build_gan()
     models = {"G": gan.generator, "D": gan.discriminator}
