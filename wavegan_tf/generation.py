@@ -332,6 +332,19 @@ def check_options(*, n, seed, batch_size, z_in, interpolate, label=None, per_cla
         raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
 
 
+# Flags of generate.py that shape WAV output only; --web writes a page instead.
+WAV_ONLY_FLAGS = ("n", "out_dir", "batch_size", "z_in", "z_out", "interpolate", "concat",
+                  "label", "per_class")
+
+
+def check_no_wav_options(export_flag, given):
+    """ValueError when flags that only shape WAV output (``given``, names without dashes) are
+    combined with ``export_flag``, which writes the model in another form."""
+    if given:
+        names = ", ".join(f"--{name}" for name in given)
+        raise ValueError(f"{names} shape WAV output and are not used with {export_flag}")
+
+
 def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_SIZE, z_in=None,
                    z_out=None, interpolate=0, concat=False, overwrite=False, label=None,
                    per_class=None):

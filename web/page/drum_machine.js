@@ -82,7 +82,8 @@
     setTimeout(() => pad.element.classList.remove('playing'), 150);
   }
 
-  // A 16-bit PCM WAV file of an interleaved float clip.
+  // A 16-bit PCM WAV file of an interleaved float clip (sample = round(32768 x), clipped, the
+  // scale readers divide by).
   function wavBytes(audio, sampleRate, channels) {
     const view = new DataView(new ArrayBuffer(44 + audio.length * 2));
     const text = (offset, s) => { for (let i = 0; i < s.length; i++) view.setUint8(offset + i, s.charCodeAt(i)); };
@@ -92,8 +93,7 @@
     view.setUint32(28, sampleRate * channels * 2, true); view.setUint16(32, channels * 2, true);
     view.setUint16(34, 16, true); text(36, 'data'); view.setUint32(40, audio.length * 2, true);
     for (let i = 0; i < audio.length; i++) {
-      const s = Math.max(-1, Math.min(1, audio[i]));
-      view.setInt16(44 + i * 2, Math.round(s * 32767), true);
+      view.setInt16(44 + i * 2, Math.max(-32768, Math.min(32767, Math.round(audio[i] * 32768))), true);
     }
     return new Uint8Array(view.buffer);
   }
