@@ -24,3 +24,27 @@ def snapshot(directory):
             with open(path, "rb") as f:
                 files[os.path.relpath(path, directory)] = f.read()
     return files
+
+
+def make_loud_train_dir(directory, *, latent_dim=8, sample_rate=8000, model_dim=2,
+                        class_names=None, step=7):
+    """A tiny training directory with one checkpoint at ``step``, whose G has its kernels
+    scaled up so that its audio spans most of [-1, 1]: a fresh tiny G is nearly silent, which
+    would let a wrong export pass a comparison with an absolute tolerance."""
+    import tensorflow as tf
+
+    from wavegan_tf import checkpoints
+    from wavegan_tf.config import WaveGANConfig
+
+    config = WaveGANConfig(model_dim=model_dim, latent_dim=latent_dim, sample_rate=sample_rate,
+                           conditional=class_names is not None, class_names=class_names)
+    os.makedirs(directory, exist_ok=True)
+    config.save(str(directory))
+    gan = config.build_gan()
+    for variable in gan.generator.weights:
+        if variable.name == "kernel":
+            variable.assign(variable * 3.0)
+    tf.train.CheckpointManager(
+        checkpoints.make_checkpoint(gan, tf.Variable(step, dtype=tf.int64)),
+        checkpoints.checkpoint_dir(str(directory)), max_to_keep=1).save()
+    return str(directory)

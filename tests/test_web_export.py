@@ -27,8 +27,9 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from wavegan_tf import checkpoints, export, generation, web_export
-from wavegan_tf.config import WaveGANConfig
+from wavegan_tf import export, generation, web_export
+
+from support import make_loud_train_dir
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS_DIR = os.path.join(REPO_ROOT, "test-artifacts")
@@ -40,23 +41,6 @@ SEED = 3
 CLASSES = ["kick", "snare", "hat"]
 # The issue's bound on |page audio - SavedModel audio| in float32.
 TOLERANCE = 1e-3
-
-
-def make_train_dir(directory, class_names=None):
-    """A tiny training directory whose G has weights scaled up so that its audio spans most of
-    [-1, 1] (a fresh d=2 G is nearly silent, which would make any comparison easy)."""
-    config = WaveGANConfig(model_dim=2, latent_dim=LATENT_DIM, sample_rate=SAMPLE_RATE,
-                           conditional=class_names is not None, class_names=class_names)
-    os.makedirs(directory, exist_ok=True)
-    config.save(directory)
-    gan = config.build_gan()
-    for variable in gan.generator.weights:
-        if variable.name == "kernel":
-            variable.assign(variable * 3.0)
-    tf.train.CheckpointManager(
-        checkpoints.make_checkpoint(gan, tf.Variable(7, dtype=tf.int64)),
-        checkpoints.checkpoint_dir(directory), max_to_keep=1).save()
-    return str(directory)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -131,7 +115,7 @@ def saved_model_audio(export_dir, z, label=None):
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
-    return export.export_generator(make_train_dir(tmp_path_factory.mktemp("run")))
+    return export.export_generator(make_loud_train_dir(tmp_path_factory.mktemp("run")))
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +236,7 @@ def test_page_loads_nothing_from_outside_the_site(page):
 def test_conditional_page_has_label_menus_and_matches_the_savedmodel(
         browser, serve, tmp_path_factory):
     export_dir = export.export_generator(
-        make_train_dir(tmp_path_factory.mktemp("cond_run"), class_names=CLASSES))
+        make_loud_train_dir(tmp_path_factory.mktemp("cond_run"), class_names=CLASSES))
     site = web_export.export_web(export_dir, str(tmp_path_factory.mktemp("cond") / "site"))
     open_page(browser, serve(site))
     menus = browser.find_elements(By.CSS_SELECTOR, ".pad select")
