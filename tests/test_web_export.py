@@ -80,9 +80,9 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-def open_page(browser, url):
+def open_page(browser, url, query=""):
     """Loads the page and waits until its pads are generated; returns the backend it used."""
-    browser.get(url + "index.html")
+    browser.get(url + "index.html" + query)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         status = browser.execute_script(
@@ -249,6 +249,21 @@ def test_conditional_page_has_label_menus_and_matches_the_savedmodel(
                                 z[0].tolist(), label))
         assert np.abs(audio - expected).max() <= TOLERANCE
     assert call(browser, "window.wavegan.manifest.class_names") == CLASSES
+
+
+def test_cpu_backend_and_other_layers_match_the_savedmodel(browser, serve, tmp_path_factory):
+    """Nearest-neighbour upsampling, batch norm and an even-length post-processing filter,
+    computed by the TensorFlow.js CPU backend."""
+    export_dir = export.export_generator(make_loud_train_dir(
+        tmp_path_factory.mktemp("ablation_run"), upsample="nearest", batchnorm=True,
+        post_proc_filt_len=8))
+    site = web_export.export_web(export_dir, str(tmp_path_factory.mktemp("abl") / "site"))
+    assert open_page(browser, serve(site), "?backend=cpu") == "cpu"
+    z = np.random.default_rng(6).uniform(-1, 1, (1, LATENT_DIM)).astype(np.float32)
+    expected = saved_model_audio(export_dir, z)[0, :, 0]
+    audio = np.asarray(call(browser, "window.wavegan.generate(args[0])", z[0].tolist()))
+    assert np.abs(expected).max() > 0.3
+    assert np.abs(audio - expected).max() <= TOLERANCE
 
 
 # -- the exported folder and bad input -------------------------------------------------------
