@@ -173,3 +173,19 @@ def test_cli_writes_a_flatbuffer_that_generate_reads(export_dir, tmp_path):
         assert json.load(f)["weights"] == "int8"
     assert generation.load_model_for_generation(path).generate(
         generation.sample_z(1, LATENT_DIM, 0)).shape == (1, 16384, 1)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tflite_weights", "int8"], "--tflite_weights needs --tflite"),
+    (["--web", "site", "--tflite", "g.tflite"], "--web and --tflite are exclusive"),
+])
+def test_cli_refuses_flags_that_do_not_go_together(args, message):
+    from absl import app, flags
+
+    from wavegan_tf.cli import generate as cli
+    flags.FLAGS(["generate.py", "--model", "m", *args])
+    try:
+        with pytest.raises(app.UsageError, match=message):
+            cli.main(["generate.py"])
+    finally:
+        flags.FLAGS.unparse_flags()
