@@ -26,6 +26,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
 
 from wavegan_tf import export, generation, web_export
 
@@ -249,6 +250,14 @@ def test_conditional_page_has_label_menus_and_matches_the_savedmodel(
                                 z[0].tolist(), label))
         assert np.abs(audio - expected).max() <= TOLERANCE
     assert call(browser, "window.wavegan.manifest.class_names") == CLASSES
+    pad_z = np.asarray([call(browser, "window.wavegan.padZ(0)")], np.float32)
+    expected = saved_model_audio(export_dir, pad_z, [2])[0, :, 0]
+    Select(menus[0]).select_by_visible_text("hat")
+    deadline = time.monotonic() + 20
+    while np.abs(np.asarray(call(browser, "window.wavegan.padAudio(0)")) - expected).max() \
+            > TOLERANCE:
+        assert time.monotonic() < deadline, "choosing a label did not regenerate the pad"
+        time.sleep(0.1)
 
 
 def test_cpu_backend_and_other_layers_match_the_savedmodel(browser, serve, tmp_path_factory):

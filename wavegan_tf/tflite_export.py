@@ -76,7 +76,8 @@ def export_tflite(model, path, *, weights="float32", overwrite=False):
                                       "replace it")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise OSError(f"cannot write to output directory {directory!r}: it is not a folder")
+        raise OSError(f"cannot write to output directory {directory!r}: it is not an existing "
+                      "folder")
     config, generator, step = load_keras_generator(model)
     flatbuffer = convert_generator(generator, weights)
     metadata = export_metadata(config, step)

@@ -82,7 +82,7 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "tflite", None,
     "Instead of WAV files, write G of --model (a training directory or an export) as a LiteRT "
-    "flatbuffer to this .tflite file, with its facts in FILE.json beside it; generate.py "
+    "flatbuffer to this .tflite file, with its facts in FILE.tflite.json beside it; generate.py "
     "--model FILE.tflite then generates from it. Existing files are replaced only with "
     "--overwrite.")
 flags.DEFINE_enum(
