@@ -63,14 +63,15 @@ def time_export(path, z, batches):
 
 
 def time_tflite(path, z, batches):
-    """(seconds per call, audio of the first call) for the flatbuffer at ``path``."""
-    from ai_edge_litert.interpreter import Interpreter
+    """(seconds per call, audio of the first call) for the flatbuffer at ``path``, run as
+    ``generate.py --model FILE.tflite`` runs it."""
+    from wavegan_tf.tflite_export import load_tflite
 
-    runner = Interpreter(model_path=path).get_signature_runner()
-    audio = runner(z=z)["output_0"]
+    run, _ = load_tflite(path)
+    audio = run(z)
     start = time.perf_counter()
     for _ in range(batches):
-        runner(z=z)
+        run(z)
     return (time.perf_counter() - start) / batches, audio
 
 

@@ -97,7 +97,8 @@ def export_tflite(model, path, *, weights="float32", overwrite=False):
 
 
 def load_tflite(path):
-    """``(run, metadata)`` of a ``.tflite`` written by :func:`export_tflite`.
+    """``(run, metadata)`` of a ``.tflite`` written by :func:`export_tflite`, run on every CPU
+    core.
 
     ``run(z)`` or ``run(z, labels)`` returns audio ``[n, slice_len, num_channels]`` float32.
     Raises FileNotFoundError when ``path.json`` is missing, ValueError when either file cannot
@@ -118,7 +119,8 @@ def load_tflite(path):
         raise ValueError(f"running {path!r} needs the LiteRT interpreter: pip install "
                          "ai-edge-litert") from err
     try:
-        runner = Interpreter(model_path=path).get_signature_runner(SIGNATURE)
+        runner = Interpreter(model_path=path, num_threads=os.cpu_count()).get_signature_runner(
+            SIGNATURE)
     except (ValueError, RuntimeError) as err:
         raise ValueError(f"{path!r} cannot be loaded as a LiteRT model with a {SIGNATURE!r} "
                          f"signature: {err}") from err
