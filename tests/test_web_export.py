@@ -297,12 +297,19 @@ def test_site_holds_page_runtime_weights_and_manifest(site, export_dir):
         assert os.path.isfile(os.path.join(site, src)), src
 
 
-def test_unsupported_layer_is_named():
+@pytest.mark.parametrize("layer, message", [
+    (tf.keras.layers.LeakyReLU(name="odd"),
+     "layer 'odd' (LeakyReLU) of the generator has no browser implementation"),
+    (tf.keras.layers.ReLU(max_value=1.0, name="odd"),
+     "layer 'odd' has max_value=1.0, which the browser runtime does not support"),
+    (tf.keras.layers.Dense(3, activation="softplus", name="odd"),
+     "layer 'odd' has activation='softplus'"),
+])
+def test_unsupported_layer_or_setting_is_named(layer, message):
     z = tf.keras.Input((4,), name="z")
-    audio = tf.keras.layers.LeakyReLU(name="odd_activation")(tf.keras.layers.Dense(3)(z))
-    with pytest.raises(ValueError, match="layer 'odd_activation' \\(LeakyReLU\\) of the "
-                                         "generator has no browser implementation"):
-        web_export.layer_graph(tf.keras.Model(z, audio))
+    model = tf.keras.Model(z, layer(tf.keras.layers.Dense(3)(z)))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        web_export.layer_graph(model)
 
 
 def test_folder_that_is_neither_model_is_rejected_and_nothing_written(tmp_path):

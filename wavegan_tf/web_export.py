@@ -113,9 +113,7 @@ def layer_graph(generator):
                              f"browser implementation; supported: {sorted(LAYER_SETTINGS)}")
         config = configs[layer.name]["config"]
         settings = {key: config.get(key) for key in LAYER_SETTINGS[class_name]}
-        if settings.get("activation", "linear") not in ACTIVATIONS:
-            raise ValueError(f"layer {layer.name!r} uses the activation "
-                             f"{settings['activation']!r}, which the browser runtime lacks")
+        _check_settings(layer.name, settings)
         weights = []
         for variable in layer.weights:
             array = np.ascontiguousarray(variable.numpy(), dtype="<f4")
@@ -126,6 +124,26 @@ def layer_graph(generator):
                         "inbound": _inbound_names(configs[layer.name]["inbound_nodes"]),
                         "config": settings, "weights": weights})
     return entries, arrays
+
+
+def _check_settings(name, settings):
+    """ValueError naming the layer ``name`` when one of its ``settings`` is outside what the
+    browser runtime computes (it checks the same again when it loads)."""
+    unsupported = {
+        "activation": settings.get("activation", "linear") not in ACTIVATIONS,
+        "dilation_rate": settings.get("dilation_rate", 1) not in (1, [1], (1,)),
+        "groups": settings.get("groups", 1) != 1,
+        "output_padding": settings.get("output_padding") is not None,
+        "padding": settings.get("padding", "same") not in ("same", "valid"),
+        "max_value": settings.get("max_value") is not None,
+        "negative_slope": bool(settings.get("negative_slope")),
+        "threshold": bool(settings.get("threshold")),
+        "axis": settings.get("axis", -1) not in (-1, [-1]),
+    }
+    for key, bad in unsupported.items():
+        if bad:
+            raise ValueError(f"layer {name!r} has {key}={settings[key]!r}, which the browser "
+                             "runtime does not support")
 
 
 def _inbound_names(nodes):
