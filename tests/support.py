@@ -57,3 +57,17 @@ def make_loud_train_dir(directory, *, latent_dim=8, sample_rate=8000, model_dim=
         checkpoints.make_checkpoint(gan, tf.Variable(step, dtype=tf.int64)),
         checkpoints.checkpoint_dir(str(directory)), max_to_keep=1).save()
     return str(directory)
+
+
+def run_generate_main(*args):
+    """Runs generate.py's ``main`` in this process with the command-line flags ``args``;
+    returns its exit status. The flags are reset afterwards."""
+    from absl import flags
+
+    from wavegan_tf.cli import generate
+
+    flags.FLAGS(["generate.py", *args])
+    try:
+        return generate.main(["generate.py"])
+    finally:
+        flags.FLAGS.unparse_flags()

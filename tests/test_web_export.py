@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from selenium.webdriver.support.ui import Select
 
 from wavegan_tf import export, generation, web_export
 
-from support import make_loud_train_dir
+from support import make_loud_train_dir, run_generate_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS_DIR = os.path.join(REPO_ROOT, "test-artifacts")
@@ -365,22 +364,13 @@ def test_missing_runtime_says_to_run_npm_ci(export_dir, tmp_path):
     assert not os.path.exists(tmp_path / "site")
 
 
-def test_cli_writes_the_site_from_the_seed(export_dir, tmp_path):
+def test_cli_writes_the_site_from_the_seed(export_dir, tmp_path, capsys):
     site = str(tmp_path / "site")
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "generate.py"), "--model", export_dir,
-         "--web", site, "--seed", "4"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr
-    assert f"python -m http.server -d {site}" in result.stdout
+    assert run_generate_main("--model", export_dir, "--web", site, "--seed", "4") == 0
+    assert f"python -m http.server -d {site}" in capsys.readouterr().out
     with open(os.path.join(site, web_export.MANIFEST_FILENAME), encoding="utf-8") as f:
         pads = json.load(f)["pads"]
     np.testing.assert_allclose([pad["z"] for pad in pads["pads"]],
                                generation.sample_z(8, LATENT_DIM, 4), atol=1e-7)
-
-
-def test_wav_flags_are_refused_with_web():
-    generation.check_no_wav_options("--web", [])
-    with pytest.raises(ValueError, match="--n, --concat shape WAV output and are not used "
-                                         "with --web"):
-        generation.check_no_wav_options("--web", ["n", "concat"])
+    assert run_generate_main("--model", export_dir, "--web", site, "--n", "3") == 1
+    assert "error: --n shape WAV output and are not used with --web" in capsys.readouterr().err
