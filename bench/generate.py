@@ -34,21 +34,6 @@ flags.DEFINE_list("tflite_weights", ["float32", "float16", "int8"],
                   "LiteRT weight types to compare (empty: none).")
 
 
-def make_train_dir(directory, model_dim):
-    """A training directory with a config and one checkpoint of a freshly built WaveGAN."""
-    import tensorflow as tf
-
-    from wavegan_tf import checkpoints
-    from wavegan_tf.config import WaveGANConfig
-
-    config = WaveGANConfig(model_dim=model_dim)
-    config.save(directory)
-    step = tf.Variable(0, dtype=tf.int64)
-    tf.train.CheckpointManager(checkpoints.make_checkpoint(config.build_gan(), step),
-                               checkpoints.checkpoint_dir(directory), max_to_keep=1).save()
-    return config
-
-
 def time_export(path, z, batches):
     """(seconds per call, audio of the first call) for the export at ``path``."""
     import tensorflow as tf
@@ -91,6 +76,7 @@ def snr_db(reference, other):
 def main(argv):
     del argv
     import flops
+    from random_run import make_train_dir
     from train_step import matmul_peak_gflops
 
     from wavegan_tf.export import export_generator, load_keras_generator
