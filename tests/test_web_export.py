@@ -135,6 +135,7 @@ def page(browser, serve, site):
 
 def test_page_audio_for_a_fixed_z_equals_the_savedmodel(page, export_dir):
     browser, backend = page
+    assert backend == "cpu", "without a GPU the page should take the CPU backend"
     z = np.random.default_rng(11).uniform(-1, 1, (1, LATENT_DIM)).astype(np.float32)
     expected = saved_model_audio(export_dir, z)[0, :, 0]
     audio = np.asarray(call(browser, "window.wavegan.generate(args[0])", z[0].tolist()),
@@ -259,14 +260,16 @@ def test_conditional_page_has_label_menus_and_matches_the_savedmodel(
         time.sleep(0.1)
 
 
-def test_cpu_backend_and_other_layers_match_the_savedmodel(browser, serve, tmp_path_factory):
+def test_webgl_backend_and_other_layers_match_the_savedmodel(browser, serve,
+                                                            tmp_path_factory):
     """Nearest-neighbour upsampling, batch norm and an even-length post-processing filter,
-    computed by the TensorFlow.js CPU backend."""
+    computed by the TensorFlow.js WebGL backend (chosen with ?backend=webgl: without a GPU the
+    page takes the CPU backend by default)."""
     export_dir = export.export_generator(make_loud_train_dir(
         tmp_path_factory.mktemp("ablation_run"), upsample="nearest", batchnorm=True,
         post_proc_filt_len=8))
     site = web_export.export_web(export_dir, str(tmp_path_factory.mktemp("abl") / "site"))
-    assert open_page(browser, serve(site), "?backend=cpu") == "cpu"
+    assert open_page(browser, serve(site), "?backend=webgl") == "webgl"
     z = np.random.default_rng(6).uniform(-1, 1, (1, LATENT_DIM)).astype(np.float32)
     expected = saved_model_audio(export_dir, z)[0, :, 0]
     audio = np.asarray(call(browser, "window.wavegan.generate(args[0])", z[0].tolist()))

@@ -262,9 +262,18 @@
   };
   window.wavegan = api;
 
+  // True when WebGL is emulated on the CPU (no GPU): TensorFlow.js' CPU backend is faster then.
+  function softwareWebGL() {
+    const gl = document.createElement('canvas').getContext('webgl');
+    const info = gl && gl.getExtension('WEBGL_debug_renderer_info');
+    return Boolean(info) && /SwiftShader|llvmpipe|software/i.test(gl.getParameter(info.UNMASKED_RENDERER_WEBGL));
+  }
+
+  // ?backend=cpu|webgl picks the TensorFlow.js backend; by default WebGL on a GPU, else the CPU.
   async function start() {
     const wanted = new URLSearchParams(location.search).get('backend');
     if (wanted) await tf.setBackend(wanted);
+    else if (softwareWebGL()) await tf.setBackend('cpu');
     await tf.ready();
     state.model = await WaveGANRuntime.load('');
     const m = state.model.manifest;
