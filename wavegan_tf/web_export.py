@@ -171,7 +171,7 @@ def site_manifest(config, generator, step, seed, source):
             for i, row in enumerate(z)]
     manifest = {
         "format": MANIFEST_FORMAT, "wavegan_tf_version": wavegan_tf.__version__,
-        "source": os.path.abspath(source), "step": int(step),
+        "source": os.path.basename(os.path.normpath(source)), "step": int(step),
         "sample_rate": config.sample_rate, "latent_dim": config.latent_dim,
         "slice_len": config.slice_len, "num_channels": config.num_channels,
         "class_names": class_names,
