@@ -1,10 +1,14 @@
-"""Benchmark: generation speed (real-time factor) of exported SavedModels, float32 vs bfloat16.
+"""Benchmark: size and generation speed of each export of G: SavedModels, LiteRT, the web page.
 
 Builds a paper-size generator (d=64 by default; the weights are random, which does not change
 the cost), exports it at each precision with ``export_generator``, loads each export with plain
-``tf.saved_model.load`` and times its ``serving_default`` signature at a fixed batch size. The
-real-time factor is seconds of audio produced per wall-clock second. The error of the reduced
-precision export is measured against the float32 export on the same z. The last line holds
+``tf.saved_model.load`` and times its ``serving_default`` signature at a fixed batch size; then
+writes a LiteRT flatbuffer for each ``--tflite_weights`` type and times it in the
+``ai-edge-litert`` interpreter on the same z. The real-time factor is seconds of audio produced
+per wall-clock second; GFLOP/s counts G's convolutions and dense layer (bench/flops.py) against
+this machine's fp32 matmul peak, measured in the same run. The error of every other export is
+measured against the float32 SavedModel on the same z. Sizes are of the files each export
+needs (a SavedModel folder, a .tflite, the web page's weights.bin). The last line holds
 ``name=value`` pairs.
 
     python bench/generate.py
@@ -25,22 +29,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("model_dim", 64, "Generator width d (64 in the paper).")
 flags.DEFINE_integer("batch_size", 64, "Clips per call of the signature.")
 flags.DEFINE_integer("batches", 5, "Timed calls per export (after one warm-up call).")
-flags.DEFINE_list("precisions", ["float32", "bfloat16"], "Export precisions to compare.")
-
-
-def make_train_dir(directory, model_dim):
-    """A training directory with a config and one checkpoint of a freshly built WaveGAN."""
-    import tensorflow as tf
-
-    from wavegan_tf import checkpoints
-    from wavegan_tf.config import WaveGANConfig
-
-    config = WaveGANConfig(model_dim=model_dim)
-    config.save(directory)
-    step = tf.Variable(0, dtype=tf.int64)
-    tf.train.CheckpointManager(checkpoints.make_checkpoint(config.build_gan(), step),
-                               checkpoints.checkpoint_dir(directory), max_to_keep=1).save()
-    return config
+flags.DEFINE_list("precisions", ["float32", "bfloat16"], "SavedModel precisions to compare.")
+flags.DEFINE_list("tflite_weights", ["float32", "float16", "int8"],
+                  "LiteRT weight types to compare (empty: none).")
 
 
 def time_export(path, z, batches):
@@ -56,6 +47,27 @@ def time_export(path, z, batches):
     return (time.perf_counter() - start) / batches, audio
 
 
+def time_tflite(path, z, batches):
+    """(seconds per call, audio of the first call) for the flatbuffer at ``path``, run as
+    ``generate.py --model FILE.tflite`` runs it."""
+    from wavegan_tf.tflite_export import load_tflite
+
+    run, _ = load_tflite(path)
+    audio = run(z)
+    start = time.perf_counter()
+    for _ in range(batches):
+        run(z)
+    return (time.perf_counter() - start) / batches, audio
+
+
+def folder_mb(path):
+    """Size in MiB of the file ``path``, or of all files under the folder ``path``."""
+    if os.path.isfile(path):
+        return os.path.getsize(path) / 2**20
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names) / 2**20
+
+
 def snr_db(reference, other):
     noise = np.sum((reference - other) ** 2)
     return float("inf") if noise == 0 else float(10 * np.log10(np.sum(reference**2) / noise))
@@ -63,33 +75,56 @@ def snr_db(reference, other):
 
 def main(argv):
     del argv
-    from wavegan_tf.export import export_generator
+    import flops
+    from random_run import make_train_dir
+    from train_step import matmul_peak_gflops
 
-    summary = {}
+    from wavegan_tf.export import export_generator, load_keras_generator
+    from wavegan_tf.tflite_export import export_tflite
+    from wavegan_tf.web_export import layer_graph
+
+    summary = {"peak_gflops": round(matmul_peak_gflops())}
     with tempfile.TemporaryDirectory() as train_dir:
         config = make_train_dir(train_dir, FLAGS.model_dim)
         z = np.random.default_rng(0).uniform(
             -1, 1, (FLAGS.batch_size, config.latent_dim)).astype(np.float32)
         audio_seconds = FLAGS.batch_size * config.slice_len / config.sample_rate
+        generator = load_keras_generator(train_dir)[1]
+        work = FLAGS.batch_size * flops.forward_flops(generator)
+        web_mb = sum(array.nbytes for array in layer_graph(generator)[1]) / 2**20
+        print(f"peak fp32 matmul {summary['peak_gflops']} GFLOP/s; web page weights.bin "
+              f"{web_mb:.1f} MiB", flush=True)
+        summary["size_mb_web"] = round(web_mb, 1)
+        exports = [("savedmodel", precision) for precision in FLAGS.precisions]
+        exports += [("tflite", weights) for weights in FLAGS.tflite_weights]
         reference = None
-        for precision in FLAGS.precisions:
-            path = export_generator(train_dir, os.path.join(train_dir, precision), precision)
-            seconds, audio = time_export(path, z, FLAGS.batches)
+        for kind, variant in exports:
+            if kind == "savedmodel":
+                path = export_generator(train_dir, os.path.join(train_dir, variant), variant)
+                seconds, audio = time_export(path, z, FLAGS.batches)
+            else:
+                path = export_tflite(train_dir, os.path.join(train_dir, f"g_{variant}.tflite"),
+                                     weights=variant)
+                seconds, audio = time_tflite(path, z, FLAGS.batches)
+            name = f"{kind}_{variant}"
             rtf = audio_seconds / seconds
-            line = (f"d={FLAGS.model_dim} batch={FLAGS.batch_size} {precision:<9} "
-                    f"{seconds:6.3f} s/batch  {rtf:7.1f}x real time")
-            summary[f"rtf_{precision}"] = round(rtf, 1)
+            gflops = work / seconds / 1e9
+            size = folder_mb(path)
+            line = (f"d={FLAGS.model_dim} batch={FLAGS.batch_size} {name:<20} {size:7.1f} MiB "
+                    f"{seconds:6.3f} s/batch {rtf:7.1f}x real time {gflops:6.1f} GFLOP/s "
+                    f"({gflops / summary['peak_gflops']:.0%} of peak)")
+            summary[f"size_mb_{name}"] = round(size, 1)
+            summary[f"rtf_{name}"] = round(rtf, 1)
             if reference is None:
                 reference = audio
             else:
                 error = float(np.abs(audio - reference).max())
                 snr = snr_db(reference, audio)
-                line += f"  max abs error {error:.2e}, SNR {snr:.1f} dB vs {FLAGS.precisions[0]}"
-                summary[f"max_abs_err_{precision}"] = f"{error:.2e}"
-                summary[f"snr_db_{precision}"] = round(snr, 1)
+                line += f"  max abs error {error:.2e}, SNR {snr:.1f} dB vs {exports[0][0]} " \
+                        f"{exports[0][1]}"
+                summary[f"max_abs_err_{name}"] = f"{error:.2e}"
+                summary[f"snr_db_{name}"] = round(snr, 1)
             print(line, flush=True)
-    if "rtf_float32" in summary and "rtf_bfloat16" in summary:
-        summary["speedup_bfloat16"] = round(summary["rtf_bfloat16"] / summary["rtf_float32"], 2)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
 
 

@@ -24,3 +24,50 @@ def snapshot(directory):
             with open(path, "rb") as f:
                 files[os.path.relpath(path, directory)] = f.read()
     return files
+
+
+def make_loud_train_dir(directory, *, latent_dim=8, sample_rate=8000, model_dim=2,
+                        class_names=None, step=7, **architecture):
+    """A tiny training directory with one checkpoint at ``step``, whose G has its kernels
+    scaled up so that its audio spans most of [-1, 1]: a fresh tiny G is nearly silent, which
+    would let a wrong export pass a comparison with an absolute tolerance. ``architecture``
+    sets other config fields (``upsample``, ``batchnorm``, ``post_proc_filt_len``); batch
+    norm statistics and scales get random values so that each of them matters."""
+    import numpy as np
+    import tensorflow as tf
+
+    from wavegan_tf import checkpoints
+    from wavegan_tf.config import WaveGANConfig
+
+    config = WaveGANConfig(model_dim=model_dim, latent_dim=latent_dim, sample_rate=sample_rate,
+                           conditional=class_names is not None, class_names=class_names,
+                           **architecture)
+    os.makedirs(directory, exist_ok=True)
+    config.save(str(directory))
+    gan = config.build_gan()
+    rng = np.random.default_rng(0)
+    for variable in gan.generator.weights:
+        if variable.name == "kernel":
+            variable.assign(variable * 3.0)
+        elif variable.name in ("gamma", "moving_variance"):
+            variable.assign(rng.uniform(0.5, 1.5, variable.shape))
+        elif variable.name in ("beta", "moving_mean"):
+            variable.assign(rng.uniform(-0.3, 0.3, variable.shape))
+    tf.train.CheckpointManager(
+        checkpoints.make_checkpoint(gan, tf.Variable(step, dtype=tf.int64)),
+        checkpoints.checkpoint_dir(str(directory)), max_to_keep=1).save()
+    return str(directory)
+
+
+def run_generate_main(*args):
+    """Runs generate.py's ``main`` in this process with the command-line flags ``args``;
+    returns its exit status. The flags are reset afterwards."""
+    from absl import flags
+
+    from wavegan_tf.cli import generate
+
+    flags.FLAGS(["generate.py", *args])
+    try:
+        return generate.main(["generate.py"])
+    finally:
+        flags.FLAGS.unparse_flags()

@@ -133,7 +133,7 @@ def test_cli_help_documents_exactly_the_flags_it_uses():
     flags_listed = re.findall(r"^  --(?:\[no\])?(\w+):", section, flags=re.MULTILINE)
     assert sorted(flags_listed) == sorted(
         ["model", "n", "out_dir", "seed", "batch_size", "z_in", "z_out", "interpolate",
-         "concat", "overwrite", "label", "per_class"])
+         "concat", "overwrite", "label", "per_class", "web", "tflite", "tflite_weights"])
     with open(os.path.join(REPO_ROOT, "wavegan_tf", "cli", "generate.py"),
               encoding="utf-8") as f:
         source = f.read()

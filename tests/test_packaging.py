@@ -111,7 +111,8 @@ def test_dependencies_match_requirements_without_the_test_and_build_tools():
     declared = {entry.replace("'", '"') for entry in re.findall(r'^    "(.+)",$', pyproject,
                                                                   flags=re.MULTILINE)}
     test_tools = {r for r in requirements
-                  if r.startswith(("pytest", "hypothesis", "setuptools", "wheel"))}
+                  if r.startswith(("pytest", "hypothesis", "selenium", "setuptools", "wheel"))}
     normalise = {r.replace("'", '"') for r in requirements - test_tools}
     assert normalise <= declared
-    assert 'test = ["pytest>=8,<10", "hypothesis>=6.100,<7"]' in pyproject
+    assert ('test = ["pytest>=8,<10", "hypothesis>=6.100,<7", "selenium>=4.20,<5"]'
+            in pyproject)

@@ -34,6 +34,7 @@ import tensorflow as tf
 import wavegan_tf
 from wavegan_tf.atomic_files import atomic_output_dir
 from wavegan_tf.checkpoints import load_generator
+from wavegan_tf.config import CONFIG_FILENAME, WaveGANConfig
 from wavegan_tf.dtype_policy import global_dtype_policy
 
 EXPORT_SUBDIR = "export"
@@ -184,3 +185,31 @@ def read_metadata(export_dir):
     """The parsed ``assets/wavegan.json`` of an export folder."""
     with open(os.path.join(export_dir, "assets", METADATA_FILENAME), encoding="utf-8") as f:
         return json.load(f)
+
+
+def load_keras_generator(path):
+    """``(config, generator, step)`` of a training directory or an export folder.
+
+    A training directory (it has ``config.json``) gives G from its newest usable checkpoint; an
+    export gives ``generator.keras`` (loaded with safe mode on) with the config and step of its
+    ``assets/wavegan.json``. This is G as Keras layers and weights, for writers of other formats
+    (:mod:`wavegan_tf.web_export`, :mod:`wavegan_tf.tflite_export`). Raises FileNotFoundError for
+    a missing path and ValueError for a folder that is neither, or an export without
+    ``generator.keras``.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model path {path!r} does not exist")
+    if os.path.isfile(os.path.join(path, CONFIG_FILENAME)):
+        return load_generator(path)
+    keras_path = os.path.join(path, KERAS_FILENAME)
+    if not os.path.isfile(os.path.join(path, "assets", METADATA_FILENAME)):
+        raise ValueError(
+            f"model path {path!r} is neither a training directory (no {CONFIG_FILENAME}) nor a "
+            f"WaveGAN export (no assets/{METADATA_FILENAME})")
+    if not os.path.isfile(keras_path):
+        raise ValueError(f"export {path!r} has no {KERAS_FILENAME}: export it again from its "
+                         "training directory")
+    metadata = read_metadata(path)
+    config = WaveGANConfig.from_dict(metadata["config"])
+    generator = keras.saving.load_model(keras_path, safe_mode=True)
+    return config, generator, int(metadata["step"])

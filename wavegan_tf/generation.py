@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from wavegan_tf import wav_io
+from wavegan_tf import tflite_export, wav_io
 from wavegan_tf.atomic_files import atomic_output_file
 from wavegan_tf.checkpoints import load_generator
 from wavegan_tf.config import CONFIG_FILENAME
@@ -108,25 +108,30 @@ class GenerationModel:
 
 
 def load_model_for_generation(path):
-    """Loads a training directory, its ``export/`` or an exported SavedModel for generation.
+    """Loads a training directory, its ``export/``, an exported SavedModel or a ``.tflite``.
 
     A training directory (it has ``config.json``) is restored from its newest checkpoint that
     reads back completely (damaged newer ones are skipped with a warning naming them); a
     folder with ``saved_model.pb`` is loaded with ``tf.saved_model.load`` and used through its
-    ``serving_default`` signature. Raises FileNotFoundError for a missing path or a training
-    directory without a checkpoint, and ValueError for a SavedModel that is not a WaveGAN export
-    or is damaged, a training directory whose checkpoints are all damaged
-    (wavegan_tf.checkpoints.CorruptCheckpointError), or a folder that is neither.
+    ``serving_default`` signature; a ``.tflite`` file written by
+    :func:`wavegan_tf.tflite_export.export_tflite` runs in the LiteRT interpreter. Raises
+    FileNotFoundError for a missing path, a training directory without a checkpoint or a
+    ``.tflite`` without its ``.json``, and ValueError for a SavedModel that is not a WaveGAN
+    export or is damaged, a training directory whose checkpoints are all damaged
+    (wavegan_tf.checkpoints.CorruptCheckpointError), or a path that is none of these.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"model path {path!r} does not exist")
+    if os.path.isfile(path) and path.endswith(tflite_export.TFLITE_SUFFIX):
+        return _from_tflite(path)
     if os.path.isfile(os.path.join(path, CONFIG_FILENAME)):
         return _from_train_dir(path)
     if os.path.isfile(os.path.join(path, SAVED_MODEL_FILENAME)):
         return _from_saved_model(path)
     raise ValueError(
         f"model path {path!r} is neither a training directory (no {CONFIG_FILENAME}) nor an "
-        f"exported SavedModel (no {SAVED_MODEL_FILENAME})")
+        f"exported SavedModel (no {SAVED_MODEL_FILENAME}) nor a {tflite_export.TFLITE_SUFFIX} "
+        "file")
 
 
 def _from_train_dir(train_dir):
@@ -139,6 +144,14 @@ def _from_train_dir(train_dir):
         audio_fn, sample_rate=config.sample_rate, latent_dim=config.latent_dim,
         slice_len=config.slice_len, num_channels=config.num_channels, source=train_dir,
         step=step, class_names=config.class_names if config.conditional else None)
+
+
+def _from_tflite(path):
+    run, metadata = tflite_export.load_tflite(path)
+    return GenerationModel(
+        run, sample_rate=metadata["sample_rate"], latent_dim=metadata["latent_dim"],
+        slice_len=metadata["slice_len"], num_channels=metadata["num_channels"], source=path,
+        step=metadata["step"], class_names=metadata.get("class_names"))
 
 
 def _from_saved_model(path):
@@ -330,6 +343,19 @@ def check_options(*, n, seed, batch_size, z_in, interpolate, label=None, per_cla
         raise ValueError(f"--seed must be >= 0, got {seed}")
     if batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+
+
+# Flags of generate.py that shape WAV output only; --web writes a page instead.
+WAV_ONLY_FLAGS = ("n", "out_dir", "batch_size", "z_in", "z_out", "interpolate", "concat",
+                  "label", "per_class")
+
+
+def check_no_wav_options(export_flag, given):
+    """ValueError when flags that only shape WAV output (``given``, names without dashes) are
+    combined with ``export_flag``, which writes the model in another form."""
+    if given:
+        names = ", ".join(f"--{name}" for name in given)
+        raise ValueError(f"{names} shape WAV output and are not used with {export_flag}")
 
 
 def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_SIZE, z_in=None,

@@ -11,26 +11,34 @@ SavedModel written by wavegan_tf.export. Examples:
   python generate.py --model runs/sc09 --interpolate 8 --seed 3 --out_dir walk
   python generate.py --model runs/digits --label seven --n 8 --out_dir sevens
   python generate.py --model runs/digits/export --per_class 4 --out_dir digits
+  python generate.py --model runs/drums --web site    # the drum machine page; serve site/
+  python generate.py --model runs/drums --tflite drums.tflite --tflite_weights int8
+  python generate.py --model drums.tflite --n 8 --out_dir from_tflite
 
 A conditional model (trained with --conditional) needs --label or --per_class.
 
+--web writes a static web page that runs the generator in the browser instead of WAV files
+(it needs `npm ci` run once in web/ of the source tree, for the TensorFlow.js scripts);
+--tflite writes a LiteRT flatbuffer of the generator, which --model then accepts.
+
 Expected failures (missing model, no checkpoint, damaged checkpoints or export, wrong
-SavedModel, unwritable output, existing files) are printed as "error: ..." with exit status 1.
+SavedModel, unwritable output, existing files, a missing web runtime) are printed as
+"error: ..." with exit status 1.
 """
 
 import sys
 
 from absl import app, flags
 
-from wavegan_tf import generation
+from wavegan_tf import generation, tflite_export, web_export
 from wavegan_tf.cli import run_program
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string(
     "model", None,
-    "A training directory (uses its newest checkpoint), its export/ folder, or any SavedModel "
-    "exported by wavegan_tf.")
+    "A training directory (uses its newest checkpoint), its export/ folder, any SavedModel "
+    "exported by wavegan_tf, or a .tflite file written by --tflite.")
 flags.DEFINE_integer(
     "n", None,
     f"Number of clips drawn at random (default {generation.DEFAULT_NUM_CLIPS}); not allowed "
@@ -65,13 +73,61 @@ flags.DEFINE_integer(
     "per_class", None,
     "Conditional models: write this many clips of every class into OUT_DIR/<class>/, the same "
     "z (from --seed) for each class.")
+flags.DEFINE_string(
+    "web", None,
+    "Instead of WAV files, write the drum machine web page of --model (a training directory "
+    "or an export) into this folder: index.html, scripts, G's weights and manifest.json. Its "
+    "eight pads start from the z of --seed (pad i = clip i of generate.py --seed). An existing "
+    "non-empty folder is replaced only with --overwrite.")
+flags.DEFINE_string(
+    "tflite", None,
+    "Instead of WAV files, write G of --model (a training directory or an export) as a LiteRT "
+    "flatbuffer to this .tflite file, with its facts in FILE.tflite.json beside it; generate.py "
+    "--model FILE.tflite then generates from it. Existing files are replaced only with "
+    "--overwrite.")
+flags.DEFINE_enum(
+    "tflite_weights", "float32", list(tflite_export.WEIGHT_TYPES),
+    "With --tflite: how the weights are stored: float32 (as trained), float16 (half the size) "
+    "or int8 (a quarter, dynamic-range quantized; activations stay float32).")
 flags.mark_flag_as_required("model")
+
+
+def _given(names):
+    """The flags among ``names`` that were set on the command line."""
+    return [name for name in names if FLAGS[name].present]
+
+
+def write_web(site_dir):
+    """--web: checks no WAV flag was given, writes the site, prints how to open it."""
+    generation.check_no_wav_options("--web", _given(generation.WAV_ONLY_FLAGS))
+    web_export.export_web(FLAGS.model, site_dir, seed=FLAGS.seed, overwrite=FLAGS.overwrite)
+    print(f"wrote the drum machine page to {site_dir}; open it through a web server: "
+          f"python -m http.server -d {site_dir}")
+
+
+def write_tflite(path):
+    """--tflite: checks no WAV flag was given, writes the flatbuffer and its facts."""
+    generation.check_no_wav_options("--tflite", _given(generation.WAV_ONLY_FLAGS + ("seed",)))
+    tflite_export.export_tflite(FLAGS.model, path, weights=FLAGS.tflite_weights,
+                                overwrite=FLAGS.overwrite)
+    print(f"wrote {path} ({FLAGS.tflite_weights} weights) and "
+          f"{tflite_export.metadata_path(path)}")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.web is not None and FLAGS.tflite is not None:
+        raise app.UsageError("--web and --tflite are exclusive: write one at a time")
+    if FLAGS["tflite_weights"].present and FLAGS.tflite is None:
+        raise app.UsageError("--tflite_weights needs --tflite")
     try:
+        if FLAGS.web is not None:
+            write_web(FLAGS.web)
+            return 0
+        if FLAGS.tflite is not None:
+            write_tflite(FLAGS.tflite)
+            return 0
         written = generation.run_generation(
             FLAGS.model, FLAGS.out_dir, n=FLAGS.n, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
             z_in=FLAGS.z_in, z_out=FLAGS.z_out, interpolate=FLAGS.interpolate,

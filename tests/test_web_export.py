@@ -1,0 +1,379 @@
+"""generate.py --web and wavegan_tf.web_export: the drum machine page, checked in Chromium.
+
+The page is exported from a tiny model, served from a local HTTP server and opened in Debian's
+headless Chromium through chromedriver (Selenium with the explicit driver path: nothing is
+downloaded). The audio the page computes with TensorFlow.js must equal the SavedModel's.
+The screenshot of the page is kept in ``test-artifacts/`` of the repository.
+"""
+
+import functools
+import http.server
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
+
+from wavegan_tf import export, generation, web_export
+
+from support import make_loud_train_dir, run_generate_main
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS_DIR = os.path.join(REPO_ROOT, "test-artifacts")
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+LATENT_DIM = 8
+SAMPLE_RATE = 8000
+SEED = 3
+CLASSES = ["kick", "snare", "hat"]
+# The issue's bound on |page audio - SavedModel audio| in float32.
+TOLERANCE = 1e-3
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory):
+    """serve(folder) -> the URL of a local HTTP server for that folder (stopped at the end)."""
+    servers = []
+
+    def start(folder):
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=folder))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/"
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium_profile')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def open_page(browser, url, query=""):
+    """Loads the page and waits until its pads are generated; returns the backend it used."""
+    browser.get(url + "index.html" + query)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = browser.execute_script(
+            "return window.wavegan && [window.wavegan.status, window.wavegan.error]")
+        if status and status[0] != "loading":
+            assert status == ["ready", None], status
+            return browser.execute_script("return window.wavegan.backend()")
+        time.sleep(0.1)
+    raise AssertionError("the page did not finish generating its pads within 60 s")
+
+
+def call(browser, expression, *args):
+    """Awaits the JS ``expression`` (using ``args[i]``) in the page; returns its JSON value."""
+    result = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1]; const args = arguments;"
+        f"Promise.resolve().then(() => {expression})"
+        ".then((v) => done({value: v instanceof Float32Array || v instanceof Uint8Array ? "
+        "Array.from(v) : v}), (e) => done({error: String(e)}));", *args)
+    assert "error" not in result, result["error"]
+    return result["value"]
+
+
+def saved_model_audio(export_dir, z, label=None):
+    serve_fn = tf.saved_model.load(export_dir).signatures["serving_default"]
+    inputs = {"z": tf.constant(z, tf.float32)}
+    if label is not None:
+        inputs["label"] = tf.constant(label, tf.int32)
+    return serve_fn(**inputs)["audio"].numpy()
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    return export.export_generator(make_loud_train_dir(tmp_path_factory.mktemp("run")))
+
+
+@pytest.fixture(scope="module")
+def site(export_dir, tmp_path_factory):
+    return web_export.export_web(export_dir, str(tmp_path_factory.mktemp("web") / "site"),
+                                 seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def page(browser, serve, site):
+    """The browser with the unconditional model's page open."""
+    backend = open_page(browser, serve(site))
+    return browser, backend
+
+
+# -- in the browser --------------------------------------------------------------------------
+
+def test_page_audio_for_a_fixed_z_equals_the_savedmodel(page, export_dir):
+    browser, backend = page
+    assert backend == "cpu", "without a GPU the page should take the CPU backend"
+    z = np.random.default_rng(11).uniform(-1, 1, (1, LATENT_DIM)).astype(np.float32)
+    expected = saved_model_audio(export_dir, z)[0, :, 0]
+    audio = np.asarray(call(browser, "window.wavegan.generate(args[0])", z[0].tolist()),
+                       np.float32)
+    assert audio.shape == expected.shape == (16384,)
+    assert np.abs(expected).max() > 0.3, "the test model should not be nearly silent"
+    error = float(np.abs(audio - expected).max())
+    print(f"backend={backend} max_abs_err={error:.2e}")
+    assert error <= TOLERANCE
+
+
+def test_pads_play_the_clips_of_generate_py_seed(page, export_dir):
+    browser, _ = page
+    z = generation.sample_z(web_export.NUM_PADS, LATENT_DIM, SEED)
+    expected = saved_model_audio(export_dir, z)[..., 0]
+    for index in (0, 7):
+        np.testing.assert_allclose(call(browser, "window.wavegan.padZ(args[0])", index),
+                                   z[index], atol=1e-7)
+        audio = np.asarray(call(browser, "window.wavegan.padAudio(args[0])", index))
+        assert np.abs(audio - expected[index]).max() <= TOLERANCE
+
+
+def test_screenshot_shows_the_pads_and_is_kept(page):
+    browser, _ = page
+    os.makedirs(ARTIFACTS_DIR, exist_ok=True)
+    path = os.path.join(ARTIFACTS_DIR, "web_drum_machine.png")
+    assert browser.save_screenshot(path)
+    pixels = tf.io.decode_png(tf.io.read_file(path), channels=3).numpy()
+    assert pixels.shape[0] >= 400 and pixels.shape[1] >= 800
+    colours = np.unique(pixels.reshape(-1, 3), axis=0)
+    assert len(colours) > 20 and pixels.std() > 20, "the screenshot looks blank"
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".pad canvas")) == 8
+
+
+def test_shift_key_draws_a_new_sound_and_key_plays_it(page):
+    browser, _ = page
+    before_z = call(browser, "window.wavegan.padZ(2)")
+    before = call(browser, "window.wavegan.padAudio(2)")
+    browser.find_element(By.TAG_NAME, "body").click()
+    ActionChains(browser).key_down(Keys.SHIFT).send_keys("3").key_up(Keys.SHIFT).perform()
+    deadline = time.monotonic() + 20
+    while call(browser, "window.wavegan.padZ(2)") == before_z:
+        assert time.monotonic() < deadline, "Shift+3 did not draw a new z for pad 3"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert call(browser, "window.wavegan.padAudio(2)") != before
+    assert re.search(r"Generated 1 clip in \d+ ms",
+                     browser.find_element(By.ID, "gen-time").text)
+    ActionChains(browser).send_keys("3").perform()
+    assert call(browser, "window.wavegan.play(2)") is None
+    assert browser.execute_script("return window.wavegan.lastGenerationMs") >= 0
+
+
+def test_interpolated_pad_is_generated_from_the_mixed_z(page, export_dir):
+    browser, _ = page
+    za = np.asarray(call(browser, "window.wavegan.padZ(0)"), np.float32)
+    zb = np.asarray(call(browser, "window.wavegan.padZ(1)"), np.float32)
+    call(browser, "window.wavegan.mixPads(5, 0, 1, 0.25)")
+    mixed = 0.75 * za + 0.25 * zb
+    np.testing.assert_allclose(call(browser, "window.wavegan.padZ(5)"), mixed, atol=1e-6)
+    audio = np.asarray(call(browser, "window.wavegan.padAudio(5)"))
+    assert np.abs(audio - saved_model_audio(export_dir, mixed[None])[0, :, 0]).max() <= TOLERANCE
+
+
+def test_saved_wav_holds_the_pad_audio(page):
+    browser, _ = page
+    data = bytes(call(browser, "window.wavegan.wav(4)"))
+    audio, rate = soundfile.read(io.BytesIO(data), dtype="float32")
+    assert rate == SAMPLE_RATE and soundfile.info(io.BytesIO(data)).subtype == "PCM_16"
+    expected = np.asarray(call(browser, "window.wavegan.padAudio(4)"), np.float32)
+    assert np.abs(audio - expected).max() <= 0.5 / 32768
+
+
+def test_sequencer_plays_in_a_loop_at_the_set_tempo(page):
+    browser, _ = page
+    tempo = browser.find_element(By.ID, "seq-tempo")
+    tempo.clear()
+    tempo.send_keys("240")
+    browser.find_element(By.ID, "seq-play").click()
+    time.sleep(1.2)
+    current = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#seq-grid tr:first-child td'))"
+        ".findIndex((c) => c.classList.contains('current'))")
+    browser.find_element(By.ID, "seq-play").click()
+    # 240 BPM in 16th notes: 16 steps per second, so about 19 steps, around the loop once.
+    assert browser.find_element(By.ID, "seq-play").text == "Play"
+    assert 1 <= current <= 16
+
+
+def test_page_loads_nothing_from_outside_the_site(page):
+    browser, _ = page
+    urls = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)")
+    origin = browser.execute_script("return location.origin")
+    assert any(url.endswith("weights.bin") for url in urls)
+    assert all(url.startswith(origin) for url in urls), urls
+
+
+def test_conditional_page_has_label_menus_and_matches_the_savedmodel(
+        browser, serve, tmp_path_factory):
+    export_dir = export.export_generator(
+        make_loud_train_dir(tmp_path_factory.mktemp("cond_run"), class_names=CLASSES))
+    site = web_export.export_web(export_dir, str(tmp_path_factory.mktemp("cond") / "site"))
+    open_page(browser, serve(site))
+    menus = browser.find_elements(By.CSS_SELECTOR, ".pad select")
+    assert len(menus) == 8
+    assert [o.text for o in menus[0].find_elements(By.TAG_NAME, "option")] == CLASSES
+    z = np.random.default_rng(5).uniform(-1, 1, (1, LATENT_DIM)).astype(np.float32)
+    for label in (0, 2):
+        expected = saved_model_audio(export_dir, z, [label])[0, :, 0]
+        audio = np.asarray(call(browser, "window.wavegan.generate(args[0], args[1])",
+                                z[0].tolist(), label))
+        assert np.abs(audio - expected).max() <= TOLERANCE
+    assert call(browser, "window.wavegan.manifest.class_names") == CLASSES
+    pad_z = np.asarray([call(browser, "window.wavegan.padZ(0)")], np.float32)
+    expected = saved_model_audio(export_dir, pad_z, [2])[0, :, 0]
+    Select(menus[0]).select_by_visible_text("hat")
+    deadline = time.monotonic() + 20
+    while np.abs(np.asarray(call(browser, "window.wavegan.padAudio(0)")) - expected).max() \
+            > TOLERANCE:
+        assert time.monotonic() < deadline, "choosing a label did not regenerate the pad"
+        time.sleep(0.1)
+
+
+def test_webgl_backend_and_other_layers_match_the_savedmodel(browser, serve,
+                                                            tmp_path_factory):
+    """Nearest-neighbour upsampling, batch norm and an even-length post-processing filter,
+    computed by the TensorFlow.js WebGL backend (chosen with ?backend=webgl: without a GPU the
+    page takes the CPU backend by default)."""
+    export_dir = export.export_generator(make_loud_train_dir(
+        tmp_path_factory.mktemp("ablation_run"), upsample="nearest", batchnorm=True,
+        post_proc_filt_len=8))
+    site = web_export.export_web(export_dir, str(tmp_path_factory.mktemp("abl") / "site"))
+    assert open_page(browser, serve(site), "?backend=webgl") == "webgl"
+    z = np.random.default_rng(6).uniform(-1, 1, (1, LATENT_DIM)).astype(np.float32)
+    expected = saved_model_audio(export_dir, z)[0, :, 0]
+    audio = np.asarray(call(browser, "window.wavegan.generate(args[0])", z[0].tolist()))
+    assert np.abs(expected).max() > 0.3
+    assert np.abs(audio - expected).max() <= TOLERANCE
+
+
+# -- the exported folder and bad input -------------------------------------------------------
+
+def test_site_holds_page_runtime_weights_and_manifest(site, export_dir):
+    names = sorted(os.listdir(site))
+    assert names == sorted(list(web_export.PAGE_FILES) + [
+        web_export.MANIFEST_FILENAME, web_export.WEIGHTS_FILENAME, web_export.VENDOR_SUBDIR])
+    assert sorted(os.listdir(os.path.join(site, "vendor"))) == sorted(
+        os.path.basename(p) for p in web_export.RUNTIME_FILES)
+    with open(os.path.join(site, web_export.MANIFEST_FILENAME), encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert (manifest["sample_rate"], manifest["latent_dim"], manifest["slice_len"],
+            manifest["num_channels"], manifest["step"], manifest["class_names"]) == (
+        SAMPLE_RATE, LATENT_DIM, 16384, 1, 7, None)
+    generator = tf.keras.models.load_model(os.path.join(export_dir, "generator.keras"))
+    size = sum(int(np.prod(w.shape)) for w in generator.weights) * 4
+    assert os.path.getsize(os.path.join(site, web_export.WEIGHTS_FILENAME)) == size
+    with open(os.path.join(site, "index.html"), encoding="utf-8") as f:
+        html = f.read()
+    for src in re.findall(r'src="([^"]+)"', html):
+        assert os.path.isfile(os.path.join(site, src)), src
+
+
+@pytest.mark.parametrize("layer, message", [
+    (tf.keras.layers.LeakyReLU(name="odd"),
+     "layer 'odd' (LeakyReLU) of the generator has no browser implementation"),
+    (tf.keras.layers.ReLU(max_value=1.0, name="odd"),
+     "layer 'odd' has max_value=1.0, which the browser runtime does not support"),
+    (tf.keras.layers.Dense(3, activation="softplus", name="odd"),
+     "layer 'odd' has activation='softplus'"),
+])
+def test_unsupported_layer_or_setting_is_named(layer, message):
+    z = tf.keras.Input((4,), name="z")
+    model = tf.keras.Model(z, layer(tf.keras.layers.Dense(3)(z)))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        web_export.layer_graph(model)
+
+
+def test_folder_that_is_neither_model_is_rejected_and_nothing_written(tmp_path):
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ValueError, match="neither a training directory .* nor a WaveGAN export"):
+        web_export.export_web(str(tmp_path / "model"), str(tmp_path / "site"))
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_non_empty_output_needs_overwrite(export_dir, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=re.escape(f"{str(site)!r} is not empty; pass "
+                                                        "--overwrite")):
+        web_export.export_web(export_dir, str(site))
+    assert os.listdir(site) == ["notes.txt"]
+    web_export.export_web(export_dir, str(site), overwrite=True)
+    assert "index.html" in os.listdir(site) and "notes.txt" not in os.listdir(site)
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n or ".old-" in n]
+
+
+def test_unwritable_output_is_named(export_dir, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    site = str(blocker / "site")
+    with pytest.raises(OSError, match=re.escape(f"cannot write to output directory "
+                                                f"{str(blocker)!r}")):
+        web_export.export_web(export_dir, site)
+
+
+def test_failure_while_writing_leaves_nothing_half_written(export_dir, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    web_export.export_web(export_dir, str(site))
+    before = sorted(os.listdir(site))
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(web_export.json, "dump", fail)
+    with pytest.raises(OSError, match="No space left"):
+        web_export.export_web(export_dir, str(site), overwrite=True)
+    assert sorted(os.listdir(site)) == before
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n or ".old-" in n]
+
+
+def test_missing_runtime_says_to_run_npm_ci(export_dir, tmp_path):
+    web_dir = tmp_path / "web"
+    (web_dir / "page").mkdir(parents=True)
+    for name in web_export.PAGE_FILES:
+        (web_dir / "page" / name).write_text("")
+    with pytest.raises(FileNotFoundError, match=re.escape(f"run `npm ci` in {web_dir}")):
+        web_export.export_web(export_dir, str(tmp_path / "site"), web_dir=str(web_dir))
+    assert not os.path.exists(tmp_path / "site")
+
+
+def test_cli_writes_the_site_from_the_seed(export_dir, tmp_path, capsys):
+    site = str(tmp_path / "site")
+    assert run_generate_main("--model", export_dir, "--web", site, "--seed", "4") == 0
+    assert f"python -m http.server -d {site}" in capsys.readouterr().out
+    with open(os.path.join(site, web_export.MANIFEST_FILENAME), encoding="utf-8") as f:
+        pads = json.load(f)["pads"]
+    np.testing.assert_allclose([pad["z"] for pad in pads["pads"]],
+                               generation.sample_z(8, LATENT_DIM, 4), atol=1e-7)
+    assert run_generate_main("--model", export_dir, "--web", site, "--n", "3") == 1
+    assert "error: --n shape WAV output and are not used with --web" in capsys.readouterr().err

@@ -1,0 +1,221 @@
+"""A trained generator as a static web page: the WaveGAN drum machine, running G in the browser.
+
+:func:`export_web` turns a training directory or an export into a self-contained folder that any
+static web server can serve; nothing is fetched from the internet when the page runs:
+
+* ``index.html``, ``style.css``, ``drum_machine.js`` (the page) and ``wavegan_runtime.js`` (G's
+  forward pass written with TensorFlow.js ops), copied from ``web/page/`` of the source tree;
+* ``vendor/``: the TensorFlow.js scripts (``@tensorflow/tfjs-core`` and its CPU and WebGL
+  backends), copied from ``web/node_modules/``, which ``npm ci`` in ``web/`` installs;
+* ``weights.bin``: G's weights, float32 little-endian, one after the other;
+* ``manifest.json``: the audio facts (``sample_rate``, ``latent_dim``, ``slice_len``,
+  ``num_channels``), the training ``step``, ``class_names`` (null when unconditional), G's
+  layers in order with the inputs, settings and weight offsets the runtime needs, and the z
+  (and label) of the eight pads the page starts with.
+
+G is written layer by layer from its Keras model, so the page computes what the SavedModel
+does: the runtime knows the layer types a WaveGAN generator is built from (:data:`LAYER_SETTINGS`);
+any other layer is refused with an error naming it. The pads start from
+``generation.sample_z(8, latent_dim, seed)``: pad i plays clip i of ``generate.py --seed SEED``
+(for a conditional model, with label i mod the number of classes).
+
+The folder is written under a temporary name beside its target and renamed into place, so a
+failed export leaves no half-written site and keeps a previous one.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+
+import wavegan_tf
+from wavegan_tf.atomic_files import atomic_output_dir
+from wavegan_tf.export import load_keras_generator
+from wavegan_tf.generation import ensure_writable_dir, sample_z
+
+MANIFEST_FILENAME = "manifest.json"
+WEIGHTS_FILENAME = "weights.bin"
+MANIFEST_FORMAT = "wavegan-tfjs-1"
+NUM_PADS = 8
+# web/ of the source tree: the page's sources and, after `npm ci`, the TensorFlow.js runtime.
+WEB_SOURCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "web")
+PAGE_FILES = ("index.html", "style.css", "drum_machine.js", "wavegan_runtime.js")
+# The vendored scripts, in load order: tfjs-core, then its backends.
+RUNTIME_FILES = (
+    "@tensorflow/tfjs-core/dist/tf-core.min.js",
+    "@tensorflow/tfjs-backend-cpu/dist/tf-backend-cpu.min.js",
+    "@tensorflow/tfjs-backend-webgl/dist/tf-backend-webgl.min.js",
+)
+VENDOR_SUBDIR = "vendor"
+# Keras layer class -> the settings the browser runtime reads (and checks) from its config.
+LAYER_SETTINGS = {
+    "InputLayer": (),
+    "Embedding": (),
+    "Concatenate": ("axis",),
+    "Dense": ("units", "activation", "use_bias"),
+    "Reshape": ("target_shape",),
+    "ReLU": ("max_value", "negative_slope", "threshold"),
+    "Activation": ("activation",),
+    "Conv1D": ("filters", "kernel_size", "strides", "padding", "dilation_rate", "groups",
+               "activation", "use_bias"),
+    "Conv1DTranspose": ("filters", "kernel_size", "strides", "padding", "dilation_rate",
+                        "output_padding", "activation", "use_bias"),
+    "UpSampling1D": ("size",),
+    "BatchNormalization": ("axis", "epsilon", "center", "scale"),
+}
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid")
+
+
+def runtime_paths(web_dir=WEB_SOURCE_DIR):
+    """The page sources and vendored scripts to copy; FileNotFoundError saying what to run.
+
+    Returns ``(page_paths, runtime_paths)``.
+    """
+    pages = [os.path.join(web_dir, "page", name) for name in PAGE_FILES]
+    missing_pages = [p for p in pages if not os.path.isfile(p)]
+    if missing_pages:
+        raise FileNotFoundError(f"the web page sources are missing ({missing_pages[0]!r}): "
+                                "--web needs a wavegan_tf source checkout")
+    runtime = [os.path.join(web_dir, "node_modules", name) for name in RUNTIME_FILES]
+    missing = [p for p in runtime if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"the TensorFlow.js runtime is not installed ({missing[0]!r} is "
+                                f"missing): run `npm ci` in {web_dir}")
+    return pages, runtime
+
+
+def check_site_dir(site_dir, overwrite=False):
+    """Refuses a site folder that holds files (unless ``overwrite``) or cannot be created."""
+    if os.path.lexists(site_dir) and not os.path.isdir(site_dir):
+        raise FileExistsError(f"web output {site_dir!r} exists and is not a folder")
+    if os.path.isdir(site_dir) and os.listdir(site_dir) and not overwrite:
+        raise FileExistsError(f"web output folder {site_dir!r} is not empty; pass --overwrite "
+                              "to replace it")
+    ensure_writable_dir(os.path.dirname(os.path.abspath(site_dir)))
+
+
+def layer_graph(generator):
+    """G's layers in order as manifest entries, and its weights as float32 arrays.
+
+    Each entry holds ``name``, ``class_name``, ``inbound`` (the names of the layers it reads),
+    ``config`` (the :data:`LAYER_SETTINGS` of its class) and ``weights`` (``name``, ``shape``,
+    ``offset`` in bytes into the weights file). Raises ValueError naming a layer the browser
+    runtime cannot compute.
+    """
+    entries, arrays, offset = [], [], 0
+    configs = {layer["name"]: layer for layer in generator.get_config()["layers"]}
+    for layer in generator.layers:
+        class_name = configs[layer.name]["class_name"]
+        if class_name not in LAYER_SETTINGS:
+            raise ValueError(f"layer {layer.name!r} ({class_name}) of the generator has no "
+                             f"browser implementation; supported: {sorted(LAYER_SETTINGS)}")
+        config = configs[layer.name]["config"]
+        settings = {key: config.get(key) for key in LAYER_SETTINGS[class_name]}
+        _check_settings(layer.name, settings)
+        weights = []
+        for variable in layer.weights:
+            array = np.ascontiguousarray(variable.numpy(), dtype="<f4")
+            weights.append({"name": variable.name, "shape": list(array.shape), "offset": offset})
+            arrays.append(array)
+            offset += array.nbytes
+        entries.append({"name": layer.name, "class_name": class_name,
+                        "inbound": _inbound_names(configs[layer.name]["inbound_nodes"]),
+                        "config": settings, "weights": weights})
+    return entries, arrays
+
+
+def _check_settings(name, settings):
+    """ValueError naming the layer ``name`` when one of its ``settings`` is outside what the
+    browser runtime computes (it checks the same again when it loads)."""
+    unsupported = {
+        "activation": settings.get("activation", "linear") not in ACTIVATIONS,
+        "dilation_rate": settings.get("dilation_rate", 1) not in (1, [1], (1,)),
+        "groups": settings.get("groups", 1) != 1,
+        "output_padding": settings.get("output_padding") is not None,
+        "padding": settings.get("padding", "same") not in ("same", "valid"),
+        "max_value": settings.get("max_value") is not None,
+        "negative_slope": bool(settings.get("negative_slope")),
+        "threshold": bool(settings.get("threshold")),
+        "axis": settings.get("axis", -1) not in (-1, [-1]),
+    }
+    for key, bad in unsupported.items():
+        if bad:
+            raise ValueError(f"layer {name!r} has {key}={settings[key]!r}, which the browser "
+                             "runtime does not support")
+
+
+def _inbound_names(nodes):
+    """Names of the layers whose outputs a layer's (single) call reads, in argument order."""
+    names = []
+
+    def visit(value):
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            names.append(value["config"]["keras_history"][0])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+    for node in nodes:
+        visit(node["args"])
+    return names
+
+
+def site_manifest(config, generator, step, seed, source):
+    """The manifest dict and the weight arrays of G (see the module doc)."""
+    layers, arrays = layer_graph(generator)
+    class_names = list(config.class_names) if config.conditional else None
+    z = sample_z(NUM_PADS, config.latent_dim, seed)
+    pads = [{"z": [float(v) for v in row],
+             "label": None if class_names is None else i % len(class_names)}
+            for i, row in enumerate(z)]
+    manifest = {
+        "format": MANIFEST_FORMAT, "wavegan_tf_version": wavegan_tf.__version__,
+        "source": os.path.basename(os.path.normpath(source)), "step": int(step),
+        "sample_rate": config.sample_rate, "latent_dim": config.latent_dim,
+        "slice_len": config.slice_len, "num_channels": config.num_channels,
+        "class_names": class_names,
+        "inputs": _history_names(generator.get_config()["input_layers"]),
+        "output": _history_names(generator.get_config()["output_layers"])[0],
+        "weights_file": WEIGHTS_FILENAME, "layers": layers,
+        "pads": {"seed": seed, "pads": pads},
+    }
+    return manifest, arrays
+
+
+def _history_names(histories):
+    """Layer names of a functional config's ``input_layers`` / ``output_layers``, which hold one
+    ``[name, node, index]`` triple or a list of them (``["z"]`` or ``["z", "label"]``)."""
+    if histories and isinstance(histories[0], str):
+        histories = [histories]
+    return [history[0] for history in histories]
+
+
+def export_web(model, site_dir, *, seed=0, overwrite=False, web_dir=WEB_SOURCE_DIR):
+    """Writes the drum machine site of the model at ``model`` into ``site_dir``; returns it.
+
+    ``model`` is a training directory or an export folder; ``seed`` picks the pads' first z.
+    An existing non-empty ``site_dir`` is replaced only with ``overwrite``. Raises
+    FileNotFoundError when the page sources or the TensorFlow.js runtime are missing (with what
+    to run), FileExistsError or OSError for an output folder that cannot be used, ValueError
+    for a model that cannot be exported; nothing is written then.
+    """
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    pages, runtime = runtime_paths(web_dir)
+    check_site_dir(site_dir, overwrite)
+    config, generator, step = load_keras_generator(model)
+    manifest, arrays = site_manifest(config, generator, step, seed, model)
+    with atomic_output_dir(site_dir) as tmp:
+        for path in pages:
+            shutil.copyfile(path, os.path.join(tmp, os.path.basename(path)))
+        os.mkdir(os.path.join(tmp, VENDOR_SUBDIR))
+        for path in runtime:
+            shutil.copyfile(path, os.path.join(tmp, VENDOR_SUBDIR, os.path.basename(path)))
+        with open(os.path.join(tmp, WEIGHTS_FILENAME), "wb") as f:
+            for array in arrays:
+                f.write(array.tobytes())
+        with open(os.path.join(tmp, MANIFEST_FILENAME), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1)
+            f.write("\n")
+    return site_dir
