@@ -65,6 +65,7 @@ def test_pip_install_gives_the_console_commands_and_the_version(tmp_path):
                                    text=True, cwd=work, env=ENV, timeout=120)
         shim = subprocess.run([sys.executable, os.path.join(ROOT, script), "--help"],
                               capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+        assert installed.returncode == 0 and shim.returncode == 0, installed.stderr
         assert f"{venv / 'bin' / command}:" in installed.stdout, installed.stderr
         expected = _help_flags(shim.stdout)
         if command == "wavegan-train":  # outside a checkout the demo data is under the cwd
@@ -114,3 +115,18 @@ def test_dependencies_match_requirements_without_the_test_and_build_tools():
     normalise = {r.replace("'", '"') for r in requirements - test_tools}
     assert normalise <= declared
     assert 'test = ["pytest>=8,<10", "hypothesis>=6.100,<7"]' in pyproject
+
+
+def test_the_top_level_names_are_the_public_api():
+    from wavegan_tf import checkpoints, data, export, generation, training
+
+    namespace = {}
+    exec("from wavegan_tf import *", namespace)
+    assert sorted(set(namespace) - {"__builtins__"}) == sorted(wavegan_tf.__all__)
+    assert wavegan_tf.audio_dataset is data.audio_dataset
+    assert wavegan_tf.train is training.train
+    assert wavegan_tf.load_generator is checkpoints.load_generator
+    assert wavegan_tf.export_generator is export.export_generator
+    assert wavegan_tf.sample_z is generation.sample_z
+    assert all(callable(getattr(wavegan_tf, name)) or name == "LOSSES"
+               for name in wavegan_tf.__all__)
