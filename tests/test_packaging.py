@@ -103,18 +103,33 @@ def test_version_has_one_source():
         assert f"## [{wavegan_tf.__version__}]" in f.read()
 
 
+def _pyproject():
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        return f.read()
+
+
 def test_dependencies_match_requirements_without_the_test_and_build_tools():
     with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as f:
-        requirements = {line.strip() for line in f if line.strip()}
-    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
-        pyproject = f.read()
-    declared = {entry.replace("'", '"') for entry in re.findall(r'^    "(.+)",$', pyproject,
+        requirements = {line.strip().replace("'", '"') for line in f if line.strip()}
+    declared = {entry.replace("'", '"') for entry in re.findall(r'^    "(.+)",$', _pyproject(),
                                                                   flags=re.MULTILINE)}
-    test_tools = {r for r in requirements
-                  if r.startswith(("pytest", "hypothesis", "setuptools", "wheel"))}
-    normalise = {r.replace("'", '"') for r in requirements - test_tools}
-    assert normalise <= declared
-    assert 'test = ["pytest>=8,<10", "hypothesis>=6.100,<7"]' in pyproject
+    tools = ("pytest", "hypothesis", "setuptools", "wheel", "nbclient", "nbformat", "ipykernel")
+    runtime = {r for r in requirements if not r.startswith(tools)}
+    # requirements.txt takes TensorFlow's CPU-only wheel where one exists; the package takes
+    # the wheel that also runs on GPUs, at the same versions.
+    tensorflow = {r for r in runtime if r.startswith("tensorflow")}
+    assert tensorflow == {'tensorflow-cpu>=2.21,<2.22; platform_machine == "x86_64"',
+                          'tensorflow>=2.21,<2.22; platform_machine != "x86_64"'}
+    assert runtime - tensorflow | {"tensorflow>=2.21,<2.22"} == declared
+    assert 'test = ["pytest>=8,<10", "hypothesis>=6.100,<7"]' in _pyproject()
+
+
+def test_the_gpu_extra_adds_the_cuda_libraries_and_the_base_install_does_not():
+    pyproject = _pyproject()
+    assert 'and-cuda = ["tensorflow[and-cuda]>=2.21,<2.22"]' in pyproject
+    base = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
+    assert "cuda" not in base.lower() and "nvidia" not in base.lower()
+    assert "tensorflow-cpu" not in base
 
 
 def test_the_top_level_names_are_the_public_api():
