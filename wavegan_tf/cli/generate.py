@@ -11,6 +11,7 @@ SavedModel written by wavegan_tf.export. Examples:
   python generate.py --model runs/sc09 --interpolate 8 --seed 3 --out_dir walk
   python generate.py --model runs/digits --label seven --n 8 --out_dir sevens
   python generate.py --model runs/digits/export --per_class 4 --out_dir digits
+  python generate.py --model runs/drums --n 8 --plot drums.png --plot_data_dir data/demo_drums
 
 A conditional model (trained with --conditional) needs --label or --per_class.
 
@@ -22,7 +23,7 @@ import sys
 
 from absl import app, flags
 
-from wavegan_tf import generation
+from wavegan_tf import generation, plots
 from wavegan_tf.cli import run_program
 
 FLAGS = flags.FLAGS
@@ -65,6 +66,14 @@ flags.DEFINE_integer(
     "per_class", None,
     "Conditional models: write this many clips of every class into OUT_DIR/<class>/, the same "
     "z (from --seed) for each class.")
+flags.DEFINE_string(
+    "plot", None,
+    "Also write this .png: the waveform and log-mel spectrogram of each of the first "
+    f"{plots.MAX_SHEET_CLIPS} clips written, one row per clip.")
+flags.DEFINE_string(
+    "plot_data_dir", None,
+    "With --plot: a folder of real audio (e.g. the training data); as many real clips, cut "
+    "at random (seeded by --seed), are drawn beside the generated ones.")
 flags.mark_flag_as_required("model")
 
 
@@ -76,7 +85,7 @@ def main(argv):
             FLAGS.model, FLAGS.out_dir, n=FLAGS.n, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
             z_in=FLAGS.z_in, z_out=FLAGS.z_out, interpolate=FLAGS.interpolate,
             concat=FLAGS.concat, overwrite=FLAGS.overwrite, label=FLAGS.label,
-            per_class=FLAGS.per_class)
+            per_class=FLAGS.per_class, plot=FLAGS.plot, plot_data_dir=FLAGS.plot_data_dir)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
