@@ -3,8 +3,9 @@
 One iteration is ``n_critic`` critic updates and one generator update (the paper's unit). Each
 (size, mode) runs in its own process so that its peak memory (max RSS) is its own. Modes:
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
-``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). The fp32 matmul peak is measured in the same run, so the printed
-``peak_ratio`` compares like with like. The last line holds ``name=value`` pairs.
+``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). The fp32
+matmul peak is measured in the same run, so the printed ``peak_ratio`` compares like with like.
+The last line holds ``name=value`` pairs.
 
     python bench/train_step.py                          # d=64/batch 64 and d=16/batch 16
     python bench/train_step.py --sizes 16x16 --modes default,bf16 --iters 3

@@ -24,10 +24,11 @@ classes (sorted subfolder names, or the ``class_names`` given) are saved in ``co
 The settings files are written once the data has loaded, so a call that fails before (a data
 folder that does not exist, no usable audio) leaves nothing that would fix the next call's
 settings. Resuming: calling :func:`train` again on the same directory restores the newest
-checkpoint and continues the step count. The saved ``config.json`` and ``training.json`` are the run's settings;
-only the values passed explicitly are applied on top of them. Values that shape the weights or
-the optimizer state, and the seed (:data:`FIXED_ON_RESUME`), cannot change: passing a different
-one is a ``ValueError`` naming each field with its saved and given value. Everything else (e.g.
+checkpoint and continues the step count. The saved ``config.json`` and ``training.json`` are
+the run's settings; only the values passed explicitly are applied on top of them. Values that
+shape the weights or the optimizer state, and the seed (:data:`FIXED_ON_RESUME`), cannot
+change: passing a different one is a ``ValueError`` naming each field with its saved and given
+value. Everything else (e.g.
 ``train_steps``, learning rates, ``n_critic``, ``batch_size``, ``data_dir``) may change and the
 new value is saved. The data stream of a resumed run is seeded from (seed, start step), so it
 does not replay the batches the run began with.
