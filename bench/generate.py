@@ -25,6 +25,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("model_dim", 64, "Generator width d (64 in the paper).")
 flags.DEFINE_integer("batch_size", 64, "Clips per call of the signature.")
@@ -129,4 +131,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -17,6 +17,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Training audio (default: the built-in demo drums).")
 flags.DEFINE_integer("model_dim", 16, "Model width d (64 in the paper).")
@@ -72,4 +74,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -3,8 +3,9 @@
 One iteration is ``n_critic`` critic updates and one generator update (the paper's unit). Each
 (size, mode) runs in its own process so that its peak memory (max RSS) is its own. Modes:
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
-``mixed_bfloat16`` policy). The fp32 matmul peak is measured in the same run, so the printed
-``peak_ratio`` compares like with like. The last line holds ``name=value`` pairs.
+``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). The fp32
+matmul peak is measured in the same run, so the printed ``peak_ratio`` compares like with like.
+The last line holds ``name=value`` pairs.
 
     python bench/train_step.py                          # d=64/batch 64 and d=16/batch 16
     python bench/train_step.py --sizes 16x16 --modes default,bf16 --iters 3
@@ -23,9 +24,11 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64x64", "16x16"], "model_dim x batch_size pairs to measure.")
-flags.DEFINE_list("modes", ["default", "jit", "bf16"], "Modes: default, jit, bf16.")
+flags.DEFINE_list("modes", ["default", "jit", "bf16"], "Modes: default, jit, bf16, fp16.")
 flags.DEFINE_list("micro_batches", ["1"],
                   "WaveGAN micro_batches values to measure (1: whole batch; K: K equal parts).")
 flags.DEFINE_integer("iters", 2, "Timed iterations per measurement (after one warm-up).")
@@ -33,7 +36,9 @@ flags.DEFINE_integer("n_critic", 5, "Critic updates per iteration.")
 flags.DEFINE_string("worker", None,
                     "Internal: run one 'size:mode:micro_batches' measurement and print JSON.")
 
-MODES = ("default", "jit", "bf16")
+MODES = ("default", "jit", "bf16", "fp16")
+# Keras dtype policies of the mixed-precision modes.
+POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def matmul_peak_gflops(n=2048, repeats=20):
@@ -71,8 +76,8 @@ def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1):
     import flops
     from wavegan_tf import WaveGAN, build_discriminator, build_generator
 
-    if mode == "bf16":
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    if mode in POLICIES:
+        keras.mixed_precision.set_global_policy(POLICIES[mode])
     keras.utils.set_random_seed(0)
     gan = WaveGAN(build_generator(model_dim=model_dim), build_discriminator(model_dim=model_dim),
                   n_critic=n_critic, seed=0, micro_batches=micro_batches)
@@ -147,4 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -81,7 +81,8 @@ def test_previews_render_the_same_z_for_every_class(run, generator):
                                              size_guidance={"tensors": 0})
     acc.Reload()
     tags = acc.Tags()["tensors"]
-    assert {"generated/high", "generated/low", "real"} <= set(tags)
+    assert {"generated/high", "generated/low", "real", "generated_spectrogram/high",
+            "generated_spectrogram/low", "real_spectrogram"} <= set(tags)
 
 
 def test_resume_on_a_folder_without_the_saved_classes_is_refused(run, tmp_path):

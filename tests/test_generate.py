@@ -133,7 +133,8 @@ def test_cli_help_documents_exactly_the_flags_it_uses():
     flags_listed = re.findall(r"^  --(?:\[no\])?(\w+):", section, flags=re.MULTILINE)
     assert sorted(flags_listed) == sorted(
         ["model", "n", "out_dir", "seed", "batch_size", "z_in", "z_out", "interpolate",
-         "concat", "overwrite", "label", "per_class", "web", "tflite", "tflite_weights"])
+         "concat", "overwrite", "label", "per_class", "web", "tflite", "tflite_weights",
+         "plot", "plot_data_dir"])
     with open(os.path.join(REPO_ROOT, "wavegan_tf", "cli", "generate.py"),
               encoding="utf-8") as f:
         source = f.read()
@@ -352,3 +353,41 @@ def test_interrupted_wav_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypa
         wav_io.write_wav(str(path), np.zeros(4, np.float32), 8000)
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["a.wav"]
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+def test_plot_draws_the_first_clips_beside_real_ones(train_dir, tmp_path):
+    from PIL import Image
+
+    from wavegan_tf.demo_data import ensure_demo_dataset
+
+    data_dir = ensure_demo_dataset(str(tmp_path / "drums"), num_clips=4)
+    sheet = str(tmp_path / "sheet.png")
+    written = generation.run_generation(train_dir, str(tmp_path / "out"), n=3, seed=1,
+                                        plot=sheet, plot_data_dir=data_dir)
+    assert written[-1] == sheet and len(written) == 4
+    alone = str(tmp_path / "alone.png")
+    generation.run_generation(train_dir, str(tmp_path / "out2"), n=3, seed=1, plot=alone)
+    with Image.open(sheet) as image, Image.open(alone) as single:
+        pixels = np.asarray(image.convert("L"))
+        # Two more panels per row with the real clips; three rows either way.
+        assert image.width > 1.8 * single.width and image.height == single.height
+    assert image.format == "PNG" and image.height > 3 * 72
+    assert pixels.std() > 20 and (pixels < 128).mean() > 0.05
+
+
+def test_plot_errors_before_anything_is_written(train_dir, tmp_path):
+    out = str(tmp_path / "out")
+    with pytest.raises(ValueError, match="--plot must name a .png file, got 'sheet.jpg'"):
+        generation.run_generation(train_dir, out, plot="sheet.jpg")
+    with pytest.raises(ValueError, match="--plot_data_dir is used only with --plot"):
+        generation.run_generation(train_dir, out, plot_data_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="--plot_data_dir .*nowhere.* is not a folder"):
+        generation.run_generation(train_dir, out, plot=str(tmp_path / "a.png"),
+                                  plot_data_dir=str(tmp_path / "nowhere"))
+    existing = tmp_path / "old.png"
+    existing.write_bytes(b"keep")
+    with pytest.raises(FileExistsError, match="old.png"):
+        generation.run_generation(train_dir, out, plot=str(existing))
+    assert existing.read_bytes() == b"keep" and not os.path.exists(out + "/wavegan_0000.wav")

@@ -66,6 +66,7 @@ def test_pip_install_gives_the_console_commands_and_the_version(tmp_path):
                                    text=True, cwd=work, env=ENV, timeout=120)
         shim = subprocess.run([sys.executable, os.path.join(ROOT, script), "--help"],
                               capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+        assert installed.returncode == 0 and shim.returncode == 0, installed.stderr
         assert f"{venv / 'bin' / command}:" in installed.stdout, installed.stderr
         expected = _help_flags(shim.stdout)
         if command == "wavegan-train":  # outside a checkout the demo data is under the cwd
@@ -103,16 +104,47 @@ def test_version_has_one_source():
         assert f"## [{wavegan_tf.__version__}]" in f.read()
 
 
+def _pyproject():
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        return f.read()
+
+
 def test_dependencies_match_requirements_without_the_test_and_build_tools():
     with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as f:
-        requirements = {line.strip() for line in f if line.strip()}
-    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
-        pyproject = f.read()
-    declared = {entry.replace("'", '"') for entry in re.findall(r'^    "(.+)",$', pyproject,
+        requirements = {line.strip().replace("'", '"') for line in f if line.strip()}
+    declared = {entry.replace("'", '"') for entry in re.findall(r'^    "(.+)",$', _pyproject(),
                                                                   flags=re.MULTILINE)}
-    test_tools = {r for r in requirements
-                  if r.startswith(("pytest", "hypothesis", "selenium", "setuptools", "wheel"))}
-    normalise = {r.replace("'", '"') for r in requirements - test_tools}
-    assert normalise <= declared
+    tools = ("pytest", "hypothesis", "selenium", "setuptools", "wheel", "nbclient", "nbformat",
+             "ipykernel")
+    runtime = {r for r in requirements if not r.startswith(tools)}
+    # requirements.txt takes TensorFlow's CPU-only wheel where one exists; the package takes
+    # the wheel that also runs on GPUs, at the same versions.
+    tensorflow = {r for r in runtime if r.startswith("tensorflow")}
+    assert tensorflow == {'tensorflow-cpu>=2.21,<2.22; platform_machine == "x86_64"',
+                          'tensorflow>=2.21,<2.22; platform_machine != "x86_64"'}
+    assert runtime - tensorflow | {"tensorflow>=2.21,<2.22"} == declared
     assert ('test = ["pytest>=8,<10", "hypothesis>=6.100,<7", "selenium>=4.20,<5"]'
-            in pyproject)
+            in _pyproject())
+
+
+def test_the_gpu_extra_adds_the_cuda_libraries_and_the_base_install_does_not():
+    pyproject = _pyproject()
+    assert 'and-cuda = ["tensorflow[and-cuda]>=2.21,<2.22"]' in pyproject
+    base = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
+    assert "cuda" not in base.lower() and "nvidia" not in base.lower()
+    assert "tensorflow-cpu" not in base
+
+
+def test_the_top_level_names_are_the_public_api():
+    from wavegan_tf import checkpoints, data, export, generation, training
+
+    namespace = {}
+    exec("from wavegan_tf import *", namespace)
+    assert sorted(set(namespace) - {"__builtins__"}) == sorted(wavegan_tf.__all__)
+    assert wavegan_tf.audio_dataset is data.audio_dataset
+    assert wavegan_tf.train is training.train
+    assert wavegan_tf.load_generator is checkpoints.load_generator
+    assert wavegan_tf.export_generator is export.export_generator
+    assert wavegan_tf.sample_z is generation.sample_z
+    assert all(callable(getattr(wavegan_tf, name)) or name == "LOSSES"
+               for name in wavegan_tf.__all__)

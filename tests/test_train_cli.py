@@ -40,14 +40,14 @@ def _train(*args, check=None):
 
 def _defined_flags():
     """``{name: (meaning, default)}`` of the flags train.py defines (from --helpxml)."""
-    root = ElementTree.fromstring(_train("--helpxml").stdout)  # absl exits 1 after --helpxml
+    root = ElementTree.fromstring(_train("--helpxml", check=0).stdout)
     return {flag.findtext("name"): (flag.findtext("meaning"), flag.findtext("default"))
             for flag in root.iter("flag") if flag.findtext("file") == CLI_MODULE}
 
 
 def test_help_documents_every_flag():
     names = _defined_flags()
-    out = _train("--help").stdout  # absl exits 1 after --help
+    out = _train("--help", check=0).stdout
     assert f"{TRAIN_PY}:" in out and "Trains a WaveGAN" in out
     for name in names:
         entry = re.search(rf"--(\[no\])?{name}: (.+)", out)
@@ -134,6 +134,18 @@ def test_errors_are_one_line_without_traceback(tmp_path, data_dir):
     assert "error: cannot write to train_dir" in unwritable.stderr
     for proc in (missing, unwritable):
         assert "Traceback" not in proc.stderr
+
+
+def test_a_run_that_fails_before_its_data_loads_does_not_pin_its_settings(tmp_path, data_dir):
+    train_dir = tmp_path / "run"
+    typo = _train(f"--data_dir={tmp_path / 'typo'}", f"--train_dir={train_dir}", check=1)
+    assert "typo" in typo.stderr
+    assert not (train_dir / "config.json").exists()
+    assert not (train_dir / "training.json").exists()
+    _train(*TINY, "--model_dim=3", f"--data_dir={data_dir}", f"--train_dir={train_dir}",
+           "--train_steps=1", "--preview_every_steps=0", "--noexport", check=0)
+    assert WaveGANConfig.load(str(train_dir)).model_dim == 3
+    assert training.TrainingOptions.load(str(train_dir)).data_dir == data_dir
 
 
 def test_nan_loss_exits_1_keeping_the_last_good_checkpoint(tmp_path, data_dir):

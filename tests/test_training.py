@@ -110,6 +110,21 @@ def test_tensorboard_has_per_step_losses_and_preview_audio(first_run):
     assert [e.step for e in events.Tensors("generated")] == [2, 3]
 
 
+def test_tensorboard_has_a_spectrogram_image_of_every_preview_clip(first_run):
+    events = _events(first_run[0])
+    assert [e.step for e in events.Tensors("generated_spectrogram")] == [2, 3]
+    # The preview clips, and as many real clips as a batch holds.
+    for tag, count in (("generated_spectrogram", NUM_PREVIEW_CLIPS),
+                       ("real_spectrogram", TINY["batch_size"])):
+        # An image summary is [width, height, PNG of each clip ...].
+        summary = tf.make_ndarray(events.Tensors(tag)[-1].tensor_proto)
+        images = [tf.io.decode_png(png).numpy() for png in summary[2:]]
+        assert len(images) == count, tag
+        assert (int(summary[0]), int(summary[1])) == (SLICE // 128 + 1, 128)
+        assert all(image.shape == (128, SLICE // 128 + 1, 3) for image in images), tag
+        assert all(image.std() > 0 for image in images), tag
+
+
 def test_resume_continues_the_step_count_rng_and_optimizer_state(run_copy, data_dir):
     z_before = np.load(preview_z_path(run_copy))
     result = training.train(run_copy, {}, dict(train_steps=5), verbose=0)

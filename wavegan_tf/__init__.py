@@ -1,10 +1,22 @@
-"""wavegan_tf: WaveGAN (Donahue et al., ICLR 2019) in TensorFlow 2 / Keras 3."""
+"""wavegan_tf: WaveGAN (Donahue et al., ICLR 2019) in TensorFlow 2 / Keras 3.
 
+The names here are the public API: models and their layer (``build_generator``,
+``build_discriminator``, ``PhaseShuffle``), the GAN and its settings (``WaveGAN``,
+``WaveGANConfig``, ``LOSSES``), the data (``audio_dataset``, ``critic_batches``), a whole run
+(``train``), and using a trained one (``load_generator``, ``export_generator``, ``sample_z``,
+``interpolate_z``).
+"""
+
+from wavegan_tf.checkpoints import load_generator
 from wavegan_tf.config import WaveGANConfig
+from wavegan_tf.data import audio_dataset
+from wavegan_tf.export import export_generator
 from wavegan_tf.gan import WaveGAN, critic_batches
+from wavegan_tf.generation import interpolate_z, sample_z
 from wavegan_tf.losses import LOSSES
 from wavegan_tf.models import build_discriminator, build_generator
 from wavegan_tf.phase_shuffle import PhaseShuffle
+from wavegan_tf.training import train
 
 __version__ = "0.1.0"
 
@@ -13,7 +25,13 @@ __all__ = [
     "PhaseShuffle",
     "WaveGAN",
     "WaveGANConfig",
+    "audio_dataset",
     "build_discriminator",
     "build_generator",
     "critic_batches",
+    "export_generator",
+    "interpolate_z",
+    "load_generator",
+    "sample_z",
+    "train",
 ]

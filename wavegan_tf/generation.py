@@ -8,6 +8,10 @@ the same z, and therefore the same audio, whichever form of the model is loaded.
 A class-conditional model also takes a label per clip: ``label`` (a class name or index) writes
 every clip of that class, ``per_class`` writes that many clips of every class into
 ``OUT/<class>/``, each class from the same z (clip i of every class is z row i).
+
+With ``plot`` the first clips written are also drawn as a PNG sheet of waveforms and log-mel
+spectrograms (:func:`wavegan_tf.plots.plot_sheet`), beside as many real clips from
+``plot_data_dir`` when it is given.
 """
 
 import os
@@ -16,7 +20,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from wavegan_tf import tflite_export, wav_io
+from wavegan_tf import plots, tflite_export, wav_io
 from wavegan_tf.atomic_files import atomic_output_file
 from wavegan_tf.checkpoints import load_generator
 from wavegan_tf.config import CONFIG_FILENAME
@@ -319,8 +323,16 @@ def choose_z(latent_dim, *, n=None, seed=0, interpolate=0):
     return sample_z(DEFAULT_NUM_CLIPS if n is None else n, latent_dim, seed)
 
 
-def check_options(*, n, seed, batch_size, z_in, interpolate, label=None, per_class=None):
+def check_options(*, n, seed, batch_size, z_in, interpolate, label=None, per_class=None,
+                  plot=None, plot_data_dir=None):
     """Rejects contradictory or out-of-range generation options with a clear message."""
+    if plot_data_dir is not None and plot is None:
+        raise ValueError("--plot_data_dir is used only with --plot (the sheet it adds real "
+                         "clips to)")
+    if plot is not None and not plot.lower().endswith(".png"):
+        raise ValueError(f"--plot must name a .png file, got {plot!r}")
+    if plot_data_dir is not None and not os.path.isdir(plot_data_dir):
+        raise FileNotFoundError(f"--plot_data_dir {plot_data_dir!r} is not a folder")
     if z_in is not None and interpolate:
         raise ValueError("--z_in and --interpolate are exclusive: give one source of z")
     if n is not None and (z_in is not None or interpolate):
@@ -347,7 +359,7 @@ def check_options(*, n, seed, batch_size, z_in, interpolate, label=None, per_cla
 
 # Flags of generate.py that shape WAV output only; --web writes a page instead.
 WAV_ONLY_FLAGS = ("n", "out_dir", "batch_size", "z_in", "z_out", "interpolate", "concat",
-                  "label", "per_class")
+                  "label", "per_class", "plot", "plot_data_dir")
 
 
 def check_no_wav_options(export_flag, given):
@@ -360,7 +372,7 @@ def check_no_wav_options(export_flag, given):
 
 def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_SIZE, z_in=None,
                    z_out=None, interpolate=0, concat=False, overwrite=False, label=None,
-                   per_class=None):
+                   per_class=None, plot=None, plot_data_dir=None):
     """Generates clips with the model at path ``model`` and writes them as 16-bit WAVs.
 
     The arguments are those of ``generate.py``. z comes from the ``.npy`` file ``z_in``
@@ -370,11 +382,14 @@ def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_S
     with ``z_out`` (a ``.npy`` path) the z used. A conditional model needs ``label`` (a class
     name or index: every clip is of that class) or ``per_class`` (that many clips of every
     class, the same z for each, into ``out_dir/<class>/``, each folder laid out as above).
+    With ``plot`` (a ``.png`` path) the first clips written are drawn there as a sheet of
+    waveforms and log-mel spectrograms, with ``plot_data_dir`` beside as many real clips cut
+    from that folder of audio (seeded by ``seed``).
     Nothing is overwritten unless ``overwrite``; every file is written atomically. Returns the
     paths written.
     """
     check_options(n=n, seed=seed, batch_size=batch_size, z_in=z_in, interpolate=interpolate,
-                  label=label, per_class=per_class)
+                  label=label, per_class=per_class, plot=plot, plot_data_dir=plot_data_dir)
     generator = load_model_for_generation(model)
     _check_conditioning_options(generator, label, per_class)
     if z_in is not None:
@@ -389,9 +404,12 @@ def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_S
                 for index, name in enumerate(generator.class_names)]
     outputs = [prepare_outputs(folder, len(z), concat=concat, z_out=z_out, overwrite=overwrite)
                for folder, _ in jobs]
-    written = []
+    if plot is not None:
+        prepare_plot(plot, overwrite=overwrite)
+    written, plotted = [], []
     for (_, labels), (wav_paths, concat_path) in zip(jobs, outputs):
         audio = generator.generate(z, batch_size=batch_size, labels=labels)
+        plotted.append(audio)
         for path, clip in zip(wav_paths, audio):
             wav_io.write_wav(path, clip, generator.sample_rate)
         written += wav_paths
@@ -401,7 +419,31 @@ def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_S
                                             generator.sample_rate))
     if z_out is not None:
         written.append(save_z(z_out, z))
+    if plot is not None:
+        written.append(_plot(plot, np.concatenate(plotted), generator, plot_data_dir, seed))
     return written
+
+
+def prepare_plot(plot, *, overwrite):
+    """Checks the folder of the ``plot`` file is writable and, unless ``overwrite``, that the
+    file does not exist."""
+    ensure_writable_dir(os.path.dirname(os.path.abspath(plot)))
+    if not overwrite:
+        check_not_existing([plot])
+
+
+def _plot(path, audio, generator, data_dir, seed):
+    """Draws the first clips of ``audio`` to ``path``, with real clips of ``data_dir``."""
+    clips = audio[:plots.MAX_SHEET_CLIPS]
+    real = None
+    if data_dir is not None:
+        from wavegan_tf.data import audio_dataset
+
+        real = next(iter(audio_dataset(
+            data_dir, slice_len=generator.slice_len, sample_rate=generator.sample_rate,
+            num_channels=generator.num_channels, batch_size=len(clips), seed=seed))).numpy()
+    title = f"{os.path.basename(os.path.normpath(generator.source))}, step {generator.step}"
+    return plots.plot_sheet(path, clips, generator.sample_rate, real=real, title=title)
 
 
 def _check_conditioning_options(generator, label, per_class):

@@ -13,6 +13,10 @@ A conditional run previews every class with the same z: the first
 :func:`preview_clips_per_class` rows of the preview z for each class in label order (the clips
 of ``generate.py --per_class K --seed SEED``), so the labels are the only difference between
 the classes' clips. TensorBoard shows them as ``generated/<class>``.
+
+Beside the audio, TensorBoard gets a log-mel spectrogram image of every clip
+(:func:`wavegan_tf.plots.spectrogram_images`) under the same tag with ``_spectrogram`` added:
+``generated_spectrogram`` (``generated_spectrogram/<class>``) and ``real_spectrogram``.
 """
 
 import os
@@ -20,7 +24,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from wavegan_tf import generation, wav_io
+from wavegan_tf import generation, plots, wav_io
 from wavegan_tf.callbacks import TrainingDiverged
 
 NUM_PREVIEW_CLIPS = 8
@@ -101,15 +105,19 @@ class Previewer:
                          self.sample_rate)
         with self.writer.as_default():
             if self.class_names is None:
-                tf.summary.audio("generated", audio, self.sample_rate, step=step,
-                                 max_outputs=len(audio))
+                self._summarise(audio, step, "generated", "generated_spectrogram")
             else:
                 for name, clips in zip(self.class_names,
                                        np.split(audio, len(self.class_names))):
-                    tf.summary.audio(f"generated/{name}", clips, self.sample_rate, step=step,
-                                     max_outputs=len(clips))
-            tf.summary.audio("real", self.real, self.sample_rate, step=step,
-                             max_outputs=len(self.real))
+                    self._summarise(clips, step, f"generated/{name}",
+                                    f"generated_spectrogram/{name}")
+            self._summarise(self.real, step, "real", "real_spectrogram")
         self.writer.flush()
         self.last_step = int(step)
         return path
+
+    def _summarise(self, clips, step, audio_tag, image_tag):
+        """The clips as TensorBoard audio and their log-mel spectrograms as images."""
+        tf.summary.audio(audio_tag, clips, self.sample_rate, step=step, max_outputs=len(clips))
+        tf.summary.image(image_tag, plots.spectrogram_images(clips, self.sample_rate),
+                         step=step, max_outputs=len(clips))

@@ -21,11 +21,14 @@ classes (sorted subfolder names, or the ``class_names`` given) are saved in ``co
 ``class_names`` and fixed for the run, and G and D take the label as a second input (see
 :mod:`wavegan_tf.gan`).
 
-Resuming: calling :func:`train` again on the same directory restores the newest checkpoint and
-continues the step count. The saved ``config.json`` and ``training.json`` are the run's settings;
-only the values passed explicitly are applied on top of them. Values that shape the weights or
-the optimizer state, and the seed (:data:`FIXED_ON_RESUME`), cannot change: passing a different
-one is a ``ValueError`` naming each field with its saved and given value. Everything else (e.g.
+The settings files are written once the data has loaded, so a call that fails before (a data
+folder that does not exist, no usable audio) leaves nothing that would fix the next call's
+settings. Resuming: calling :func:`train` again on the same directory restores the newest
+checkpoint and continues the step count. The saved ``config.json`` and ``training.json`` are
+the run's settings; only the values passed explicitly are applied on top of them. Values that
+shape the weights or the optimizer state, and the seed (:data:`FIXED_ON_RESUME`), cannot
+change: passing a different one is a ``ValueError`` naming each field with its saved and given
+value. Everything else (e.g.
 ``train_steps``, learning rates, ``n_critic``, ``batch_size``, ``data_dir``) may change and the
 new value is saved. The data stream of a resumed run is seeded from (seed, start step), so it
 does not replay the batches the run began with.
@@ -378,13 +381,18 @@ def _train_locked(run, verbose):
     saver.restore()
     _set_learning_rates(gan, config)
     start = int(step.numpy())
+    data = None
+    if start < options.train_steps:
+        data = _training_data(run, _data_seed(config.seed, start))
+    # Written only once the data has loaded: a run that fails before (a mistyped data_dir)
+    # leaves no settings behind that would pin the corrected run to its flags.
     if run.chief:
         config.save(run.train_dir)
         options.save(run.train_dir)
     _log_run(run, start)
     result = TrainingResult(start_step=start, step=start, checkpoint=saver.latest())
-    if start < options.train_steps:
-        result = _fit(gan, step, saver, run, verbose)
+    if data is not None:
+        result = _fit(gan, step, saver, run, data, verbose)
     else:
         logging.info("Step %d already reaches train_steps=%d: nothing to train.", start,
                      options.train_steps)
@@ -403,10 +411,11 @@ def _with_class_names(config, data_dir):
     return dataclasses.replace(config, class_names=class_names)
 
 
-def _fit(gan, step, saver, run, verbose):
-    """Runs model.fit from the current step to ``train_steps``; saves and previews at the end."""
+def _fit(gan, step, saver, run, data, verbose):
+    """Runs model.fit over ``data`` (from :func:`_training_data`) from the current step to
+    ``train_steps``; saves and previews at the end."""
     start = int(step.numpy())
-    real, sample = _training_data(run, _data_seed(run.config.seed, start))
+    real, sample = data
     writer = (tf.summary.create_file_writer(os.path.join(run.train_dir, LOGS_SUBDIR))
               if run.chief else tf.summary.create_noop_writer())
     previewer = _make_previewer(gan, sample, run, writer) if run.chief else None

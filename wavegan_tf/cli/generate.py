@@ -14,6 +14,7 @@ SavedModel written by wavegan_tf.export. Examples:
   python generate.py --model runs/drums --web site    # the drum machine page; serve site/
   python generate.py --model runs/drums --tflite drums.tflite --tflite_weights int8
   python generate.py --model drums.tflite --n 8 --out_dir from_tflite
+  python generate.py --model runs/drums --n 8 --plot drums.png --plot_data_dir data/demo_drums
 
 A conditional model (trained with --conditional) needs --label or --per_class.
 
@@ -30,7 +31,7 @@ import sys
 
 from absl import app, flags
 
-from wavegan_tf import generation, tflite_export, web_export
+from wavegan_tf import generation, plots, tflite_export, web_export
 from wavegan_tf.cli import run_program
 
 FLAGS = flags.FLAGS
@@ -89,6 +90,13 @@ flags.DEFINE_enum(
     "tflite_weights", "float32", list(tflite_export.WEIGHT_TYPES),
     "With --tflite: how the weights are stored: float32 (as trained), float16 (half the size) "
     "or int8 (a quarter, dynamic-range quantized; activations stay float32).")
+    "plot", None,
+    "Also write this .png: the waveform and log-mel spectrogram of each of the first "
+    f"{plots.MAX_SHEET_CLIPS} clips written, one row per clip.")
+flags.DEFINE_string(
+    "plot_data_dir", None,
+    "With --plot: a folder of real audio (e.g. the training data); as many real clips, cut "
+    "at random (seeded by --seed), are drawn beside the generated ones.")
 flags.mark_flag_as_required("model")
 
 
@@ -132,7 +140,7 @@ def main(argv):
             FLAGS.model, FLAGS.out_dir, n=FLAGS.n, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
             z_in=FLAGS.z_in, z_out=FLAGS.z_out, interpolate=FLAGS.interpolate,
             concat=FLAGS.concat, overwrite=FLAGS.overwrite, label=FLAGS.label,
-            per_class=FLAGS.per_class)
+            per_class=FLAGS.per_class, plot=FLAGS.plot, plot_data_dir=FLAGS.plot_data_dir)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ vectors) or by the log-mel front end, so each metric can be tested on synthetic 
 import math
 
 import numpy as np
+from sklearn.cluster import KMeans
 
 DEFAULT_SPLITS = 10
 DEFAULT_NDB_BINS = 50
@@ -105,32 +106,22 @@ def mean_nearest_neighbour_distance(queries, references=None):
     return float(np.mean(nearest_neighbour_distances(queries, references)))
 
 
-def kmeans(points, k, seed=0, iterations=50):
-    """Centroids ``[k, d]`` of ``points`` ``[n, d]`` by Lloyd's algorithm from a k-means++ start.
+def kmeans(points, k, seed=0):
+    """Centroids ``[k, d]`` of ``points`` ``[n, d]``: ``sklearn.cluster.KMeans`` (Lloyd's
+    algorithm from one k-means++ start, seeded by ``seed``).
 
-    An emptied cluster is re-seeded with the point farthest from its centroid, so all ``k``
-    centroids stay in use.
+    scikit-learn replaced a hand-written Lloyd's loop here: on 5000 points of 512 dimensions
+    and k=50 both reach the same inertia (scikit-learn's 0.01% lower); the hand-written loop
+    took 1.4 s against 3.4 s on 2 CPU cores, a difference that does not matter beside the
+    classifier's passes over the clips, while scikit-learn's handling of empty clusters and
+    convergence is maintained and tested upstream.
     """
     x = _check_features(points, "points", min_rows=1)
     if int(k) != k or not 1 <= k <= len(x):
         raise ValueError(f"k must be an integer in [1, {len(x)}] (the number of points), "
                          f"got k={k!r}")
-    rng = np.random.default_rng(seed)
-    centroids = _kmeans_plus_plus(x, int(k), rng)
-    for _ in range(iterations):
-        labels, dist = assign_bins(x, centroids, return_distances=True)
-        updated = centroids.copy()
-        for j in range(len(centroids)):
-            members = x[labels == j]
-            if len(members):
-                updated[j] = members.mean(axis=0)
-            else:
-                far = int(np.argmax(dist))
-                updated[j], dist[far] = x[far], 0.0
-        if np.allclose(updated, centroids):
-            break
-        centroids = updated
-    return centroids
+    return KMeans(n_clusters=int(k), init="k-means++", n_init=1,
+                  random_state=seed).fit(x).cluster_centers_
 
 
 def assign_bins(points, centroids, return_distances=False):
@@ -178,17 +169,6 @@ def number_of_different_bins(reference, samples, k=DEFAULT_NDB_BINS, alpha=DEFAU
     """
     centroids = kmeans(reference, k, seed=seed)
     return ndb_test(assign_bins(reference, centroids), assign_bins(samples, centroids), k, alpha)
-
-
-def _kmeans_plus_plus(x, k, rng):
-    centroids = [x[rng.integers(len(x))]]
-    closest = np.sum((x - centroids[0]) ** 2, axis=1)
-    for _ in range(1, k):
-        total = closest.sum()
-        index = rng.choice(len(x), p=closest / total) if total > 0 else rng.integers(len(x))
-        centroids.append(x[index])
-        closest = np.minimum(closest, np.sum((x - x[index]) ** 2, axis=1))
-    return np.array(centroids)
 
 
 def _psd_sqrt(matrix):
