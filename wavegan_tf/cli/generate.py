@@ -90,6 +90,7 @@ flags.DEFINE_enum(
     "tflite_weights", "float32", list(tflite_export.WEIGHT_TYPES),
     "With --tflite: how the weights are stored: float32 (as trained), float16 (half the size) "
     "or int8 (a quarter, dynamic-range quantized; activations stay float32).")
+flags.DEFINE_string(
     "plot", None,
     "Also write this .png: the waveform and log-mel spectrogram of each of the first "
     f"{plots.MAX_SHEET_CLIPS} clips written, one row per clip.")
