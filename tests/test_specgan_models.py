@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from wavegan_tf import (build_audio_generator, build_specgan_discriminator,
+from wavegan_tf import (WaveGAN, build_audio_generator, build_specgan_discriminator,
                         build_specgan_generator, compute_moments)
 from wavegan_tf.specgan_models import audio_generator_moments, spectrogram_generator
 
@@ -68,3 +69,23 @@ def test_audio_generator_maps_z_to_griffin_lim_audio_and_copies_with_set_weights
     copy.set_weights(audio_g.get_weights())
     np.testing.assert_allclose(audio_generator_moments(copy).std, moments.std)
     np.testing.assert_allclose(copy(z), audio, atol=1e-5)
+
+
+def _spectrogram_trainer():
+    gan = WaveGAN(build_specgan_generator(latent_dim=8, model_dim=2),
+                  build_specgan_discriminator(model_dim=2), n_critic=2, latent_dim=8, seed=0)
+    gan.compile()
+    return gan
+
+
+def test_the_wavegan_trainer_takes_spectrogram_stacks_in_both_layouts():
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 3, 128, 128, 1)).astype("float32")
+    for element in (images, images.reshape(6, 128, 128, 1)):
+        gan = _spectrogram_trainer()
+        assert gan.example_rank == 3
+        history = gan.fit(tf.data.Dataset.from_tensors(element), verbose=0, shuffle=False)
+        assert np.isfinite(history.history["d_loss"][0])
+        assert np.isfinite(history.history["g_loss"][0])
+    with pytest.raises(ValueError, match="real examples of 3 axes"):
+        _spectrogram_trainer().fit(tf.data.Dataset.from_tensors(images[0, :, :, :, 0]),
+                                   verbose=0, shuffle=False)
