@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import soundfile
@@ -15,6 +16,7 @@ from wavegan_tf import export, generation, training
 from wavegan_tf.checkpoints import load_generator, moments_path
 from wavegan_tf.config import WaveGANConfig
 from wavegan_tf.demo_data import ensure_demo_dataset
+from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,9 +35,20 @@ def _options(data_dir, **values):
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory, data_dir):
+def eval_classifier(tmp_path_factory):
+    keras.utils.set_random_seed(1)
+    model = classifier_lib.build_classifier(3, slice_len=16384, filters=4)
+    path = str(tmp_path_factory.mktemp("clf") / "classifier.keras")
+    classifier_lib.save_classifier(model, path, ["a", "b", "c"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, data_dir, eval_classifier):
     train_dir = str(tmp_path_factory.mktemp("specgan") / "run")
-    training.train(train_dir, TINY, _options(data_dir), verbose=0)
+    training.train(train_dir, TINY, _options(data_dir, eval_every_steps=2,
+                                             eval_classifier=eval_classifier, eval_n=4),
+                   verbose=0)
     return train_dir
 
 
@@ -91,6 +104,19 @@ def test_generation_and_scoring_load_the_export_and_the_train_dir_unchanged(firs
     paths = generation.run_generation(os.path.join(first_run, "export"), str(tmp_path / "out"),
                                       n=2, seed=3)
     assert [soundfile.info(p).frames for p in paths] == [16384, 16384]
+
+
+def test_eval_every_steps_scores_griffin_lim_audio_and_exports_the_best(first_run):
+    with open(os.path.join(first_run, "eval.jsonl"), encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f]
+    assert [line["step"] for line in lines] == [2] and lines[0]["best"] is True
+    best = os.path.join(first_run, "best")
+    loaded = tf.saved_model.load(best)
+    audio = loaded.signatures["serving_default"](z=tf.zeros([2, 8]))["audio"]
+    assert tuple(audio.shape) == (2, 16384, 1)
+    np.testing.assert_allclose(
+        SpectrogramMoments.load(os.path.join(best, "assets", MOMENTS_FILENAME)).mean,
+        SpectrogramMoments.load(moments_path(first_run)).mean)
 
 
 def test_resume_continues_with_the_saved_moments(run_copy, data_dir):
