@@ -19,6 +19,8 @@ from wavegan_tf.demo_data import ensure_demo_dataset
 from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
 
+from support import MIRRORED_SCRIPT
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model="specgan", model_dim=2, batch_size=2, n_critic=2, latent_dim=8,
             griffin_lim_iters=2)
@@ -147,6 +149,18 @@ def test_a_moments_file_that_does_not_match_is_named(run_copy):
         training.train(run_copy, {}, dict(train_steps=3), verbose=0)
     with pytest.raises(ValueError, match=MOMENTS_FILENAME):
         load_generator(run_copy)
+
+
+def test_mirrored_over_two_devices_trains_on_spectrograms(tmp_path, data_dir):
+    train_dir = str(tmp_path / "run")
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, train_dir, json.dumps(dict(TINY, batch_size=4)),
+         json.dumps(_options(data_dir, train_steps=1, export=False))],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert (result["replicas"], result["step"]) == (2, 1)
+    assert os.path.exists(moments_path(train_dir))
 
 
 @pytest.mark.parametrize("values, message", [
