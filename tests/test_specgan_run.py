@@ -95,6 +95,8 @@ def test_export_serves_z_to_audio_like_wavegan_with_moments_inside(first_run):
     assert metadata["spectrogram_moments"] == MOMENTS_FILENAME
     assert metadata["config"]["model"] == "specgan"
     exported = SpectrogramMoments.load(os.path.join(export_dir, "assets", MOMENTS_FILENAME))
+    keras_model = keras.saving.load_model(os.path.join(export_dir, export.KERAS_FILENAME))
+    assert keras_model.output_shape == (None, 16384, 1)
     np.testing.assert_allclose(exported.std, SpectrogramMoments.load(moments_path(first_run)).std)
 
 
