@@ -1,27 +1,33 @@
-"""Analytic FLOP counts of WaveGAN's convolutions and dense layers, per example and iteration.
+"""Analytic FLOP counts of WaveGAN's and SpecGAN's convolutions and dense layers, per example
+and iteration.
 
-A multiply-add counts as 2 FLOPs. Conv1D: 2 * L_out * K * C_in * C_out; Conv1DTranspose:
-2 * L_in * K * C_in * C_out; Dense: 2 * n_in * n_out. Element-wise ops are not counted.
+A multiply-add counts as 2 FLOPs. Conv1D/Conv2D: 2 * positions_out * K * C_in * C_out;
+Conv1DTranspose/Conv2DTranspose: 2 * positions_in * K * C_in * C_out (positions: the length, or
+height x width; K: the kernel's taps); Dense: 2 * n_in * n_out. Element-wise ops (and SpecGAN's
+STFT of the real batches) are not counted.
 
 Training multipliers (in units of one forward pass): a backward pass for weights and inputs
 costs 2, for inputs only 1. The gradient penalty costs 6 critic passes: the forward on x_hat (1),
 the input gradient (1), and differentiating both of those with respect to the weights (4).
 """
 
+import math
+
 import keras
+
+_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
+_CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D)
 
 
 def forward_flops(model):
     """FLOPs of one forward pass of ``model`` for a single example."""
     total = 0
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv1DTranspose):
-            length_in, channels_in = layer.input.shape[1:]
-            total += 2 * length_in * layer.kernel_size[0] * channels_in * layer.filters
-        elif isinstance(layer, keras.layers.Conv1D):
-            length_out = layer.output.shape[1]
-            channels_in = layer.input.shape[-1]
-            total += 2 * length_out * layer.kernel_size[0] * channels_in * layer.filters
+        if isinstance(layer, _TRANSPOSED + _CONVOLUTIONS):
+            over = layer.input if isinstance(layer, _TRANSPOSED) else layer.output
+            positions = math.prod(over.shape[1:-1])
+            total += (2 * positions * math.prod(layer.kernel_size) * layer.input.shape[-1]
+                      * layer.filters)
         elif isinstance(layer, keras.layers.Dense):
             total += 2 * layer.input.shape[-1] * layer.units
     return total

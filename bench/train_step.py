@@ -1,15 +1,20 @@
-"""Benchmark: seconds per WaveGAN training iteration against this machine's matmul peak.
+"""Benchmark: seconds per WaveGAN (and SpecGAN) training iteration against this machine's
+matmul peak.
 
 One iteration is ``n_critic`` critic updates and one generator update (the paper's unit). Each
 (size, mode) runs in its own process so that its peak memory (max RSS) is its own. Modes:
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
-``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). The fp32
-matmul peak is measured in the same run, so the printed ``peak_ratio`` compares like with like.
-The last line holds ``name=value`` pairs.
+``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs).
+``--models wavegan,specgan`` measures both models at each size and mode in the same run, so
+their seconds per iteration compare directly (SpecGAN's keys start with ``specgan_``; its
+real batches are spectrograms, as after its input pipeline). The fp32 matmul peak is
+measured in the same run, so the printed ``peak_ratio`` compares like with like. The last
+line holds ``name=value`` pairs.
 
     python bench/train_step.py                          # d=64/batch 64 and d=16/batch 16
     python bench/train_step.py --sizes 16x16 --modes default,bf16 --iters 3
     python bench/train_step.py --sizes 64x64 --modes default --micro_batches 1,2,4
+    python bench/train_step.py --sizes 16x16 --modes default --models wavegan,specgan
 """
 
 import itertools
@@ -29,16 +34,19 @@ from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64x64", "16x16"], "model_dim x batch_size pairs to measure.")
 flags.DEFINE_list("modes", ["default", "jit", "bf16"], "Modes: default, jit, bf16, fp16.")
+flags.DEFINE_list("models", ["wavegan"], "Models to measure: wavegan, specgan.")
 flags.DEFINE_list("micro_batches", ["1"],
                   "WaveGAN micro_batches values to measure (1: whole batch; K: K equal parts).")
 flags.DEFINE_integer("iters", 2, "Timed iterations per measurement (after one warm-up).")
 flags.DEFINE_integer("n_critic", 5, "Critic updates per iteration.")
 flags.DEFINE_string("worker", None,
-                    "Internal: run one 'size:mode:micro_batches' measurement and print JSON.")
+                    "Internal: run one 'model:size:mode:micro_batches' measurement and print "
+                    "JSON.")
 
 MODES = ("default", "jit", "bf16", "fp16")
 # Keras dtype policies of the mixed-precision modes.
 POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+MODELS = ("wavegan", "specgan")
 
 
 def matmul_peak_gflops(n=2048, repeats=20):
@@ -67,22 +75,35 @@ def matmul_peak_gflops(n=2048, repeats=20):
     return 2 * n**3 * repeats / best / 1e9
 
 
-def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1):
+def _models(model, model_dim):
+    """(G, D) of ``model`` at width ``model_dim``, the paper's other settings."""
+    from wavegan_tf import (build_discriminator, build_generator, build_specgan_discriminator,
+                            build_specgan_generator)
+
+    if model == "specgan":
+        return (build_specgan_generator(model_dim=model_dim),
+                build_specgan_discriminator(model_dim=model_dim))
+    return build_generator(model_dim=model_dim), build_discriminator(model_dim=model_dim)
+
+
+def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1, model="wavegan"):
     """Times ``iters`` iterations after one warm-up; returns a result dict."""
     import keras
     import numpy as np
     import tensorflow as tf
 
     import flops
-    from wavegan_tf import WaveGAN, build_discriminator, build_generator
+    from wavegan_tf import WaveGAN
 
     if mode in POLICIES:
         keras.mixed_precision.set_global_policy(POLICIES[mode])
     keras.utils.set_random_seed(0)
-    gan = WaveGAN(build_generator(model_dim=model_dim), build_discriminator(model_dim=model_dim),
-                  n_critic=n_critic, seed=0, micro_batches=micro_batches)
+    generator, discriminator = _models(model, model_dim)
+    gan = WaveGAN(generator, discriminator, n_critic=n_critic, seed=0,
+                  micro_batches=micro_batches)
     gan.compile(jit_compile=(mode == "jit"))
-    real = np.random.default_rng(0).uniform(-1, 1, (n_critic, batch_size, 16384, 1))
+    example_shape = tuple(discriminator.inputs[0].shape[1:])
+    real = np.random.default_rng(0).uniform(-1, 1, (n_critic, batch_size) + example_shape)
     dataset = tf.data.Dataset.from_tensors(real.astype("float32")).repeat()
 
     times = []
@@ -93,7 +114,7 @@ def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1):
     sec_per_iter = (times[-1] - times[0]) / iters
     work = flops.iteration_flops(gan.generator, gan.discriminator, batch_size, n_critic)
     return {
-        "model_dim": model_dim, "batch_size": batch_size, "mode": mode,
+        "model": model, "model_dim": model_dim, "batch_size": batch_size, "mode": mode,
         "micro_batches": micro_batches,
         "sec_per_iter": sec_per_iter, "gflops": work / sec_per_iter / 1e9,
         "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -101,32 +122,36 @@ def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1):
 
 
 def run_worker(spec):
-    size, mode, micro_batches = spec.split(":")
+    model, size, mode, micro_batches = spec.split(":")
     model_dim, batch_size = (int(v) for v in size.split("x"))
     print(json.dumps(measure(model_dim, batch_size, mode, FLAGS.iters, FLAGS.n_critic,
-                             int(micro_batches))))
+                             int(micro_batches), model)))
 
 
 def run_all():
     for mode in FLAGS.modes:
         if mode not in MODES:
             raise app.UsageError(f"--modes: unknown mode {mode!r}; choose from {MODES}")
+    for model in FLAGS.models:
+        if model not in MODELS:
+            raise app.UsageError(f"--models: unknown model {model!r}; choose from {MODELS}")
     for value in FLAGS.micro_batches:
         if not value.isdigit() or int(value) < 1:
             raise app.UsageError(f"--micro_batches: {value!r} is not a positive integer")
     peak = matmul_peak_gflops()
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
     summary = {"peak_gflops": round(peak, 1)}
-    for size, mode, micro_batches in itertools.product(FLAGS.sizes, FLAGS.modes,
-                                                       FLAGS.micro_batches):
-        result = _spawn(f"{size}:{mode}:{micro_batches}")
+    for size, mode, micro_batches, model in itertools.product(
+            FLAGS.sizes, FLAGS.modes, FLAGS.micro_batches, FLAGS.models):
+        result = _spawn(f"{model}:{size}:{mode}:{micro_batches}")
         ratio = result["gflops"] / peak
         label = mode if micro_batches == "1" else f"{mode}/mb{micro_batches}"
-        print(f"d={result['model_dim']:<3} batch={result['batch_size']:<3} {label:<10} "
+        print(f"{model:<8} d={result['model_dim']:<3} batch={result['batch_size']:<3} {label:<10} "
               f"{result['sec_per_iter']:8.2f} s/iter {1 / result['sec_per_iter']:7.3f} it/s "
               f"{result['gflops']:7.1f} GFLOP/s ({ratio:.0%} of fp32 peak) "
               f"peak mem {result['peak_mem_mb']:.0f} MB", flush=True)
         key = f"d{result['model_dim']}b{result['batch_size']}_{label.replace('/', '_')}"
+        key = key if model == "wavegan" else f"{model}_{key}"
         summary[f"{key}_sec_per_iter"] = round(result["sec_per_iter"], 3)
         summary[f"{key}_peak_ratio"] = round(ratio, 3)
         summary[f"{key}_peak_mem_mb"] = round(result["peak_mem_mb"])

@@ -2,6 +2,7 @@
 
 import os
 import socket
+import textwrap
 
 
 def free_ports(count):
@@ -71,3 +72,20 @@ def run_generate_main(*args):
         return generate.main(["generate.py"])
     finally:
         flags.FLAGS.unparse_flags()
+
+
+# Runs training.train(TRAIN_DIR, CONFIG_JSON, OPTIONS_JSON) under a MirroredStrategy over two
+# logical CPU devices (argv 1-3) and prints "RESULT" and a JSON summary.
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from wavegan_tf import training
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    result = training.train(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]),
+                            verbose=0, strategy=strategy)
+    print("RESULT", json.dumps({"replicas": strategy.num_replicas_in_sync,
+                                "step": result.step, "export": result.export_dir}))
+""")

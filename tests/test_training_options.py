@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -20,7 +19,7 @@ from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.eval.during_training import BEST_FILENAME, EVAL_LOG_FILENAME
 from wavegan_tf.generation import load_model_for_generation
 
-from support import free_ports
+from support import MIRRORED_SCRIPT, free_ports
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
@@ -168,21 +167,6 @@ def test_resumed_eval_keeps_the_earlier_best(tmp_path, data_dir, eval_classifier
     assert [line["best"] for line in lines] == [True, False]
     with open(os.path.join(train_dir, BEST_FILENAME)) as f:
         assert json.load(f)["inception_score"] == 99.0
-
-
-MIRRORED_SCRIPT = textwrap.dedent("""
-    import json, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from wavegan_tf import training
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    result = training.train(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]),
-                            verbose=0, strategy=strategy)
-    print("RESULT", json.dumps({"replicas": strategy.num_replicas_in_sync,
-                                "step": result.step, "export": result.export_dir}))
-""")
 
 
 def _run_python(args, env=None, timeout=300):

@@ -29,6 +29,7 @@ from absl import logging
 
 from wavegan_tf.atomic_files import atomic_output_file
 from wavegan_tf.config import WaveGANConfig
+from wavegan_tf.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
 
 CHECKPOINT_SUBDIR = "checkpoints"
 CHECKPOINT_PREFIX = "ckpt"
@@ -197,12 +198,29 @@ def _write_state(directory, prefixes):
             f.write("\n".join(lines) + "\n")
 
 
+def moments_path(train_dir):
+    """Where a SpecGAN run keeps its spectrogram moments."""
+    return os.path.join(train_dir, MOMENTS_FILENAME)
+
+
+def load_moments(train_dir):
+    """The :class:`~wavegan_tf.spectrogram.SpectrogramMoments` of the SpecGAN run in
+    ``train_dir``; FileNotFoundError or ValueError naming the file."""
+    path = moments_path(train_dir)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no {MOMENTS_FILENAME} in {train_dir!r}: a SpecGAN run writes it when it starts, "
+            "and its checkpoints cannot be used without it")
+    return SpectrogramMoments.load(path)
+
+
 def load_generator(train_dir):
     """Rebuilds G from ``train_dir``'s config and restores it from the newest usable checkpoint.
 
-    Returns ``(config, generator, step)``. Raises FileNotFoundError naming the directory when it
-    has no config or no checkpoint, and CorruptCheckpointError naming each checkpoint when all
-    of them are damaged.
+    Returns ``(config, generator, step)``, the generator a model from z to audio (for SpecGAN,
+    G followed by Griffin-Lim with the run's spectrogram moments). Raises FileNotFoundError
+    naming the directory when it has no config or no checkpoint (or a SpecGAN run no moments),
+    and CorruptCheckpointError naming each checkpoint when all of them are damaged.
     """
     config = WaveGANConfig.load(train_dir)
     path, _ = usable_checkpoint(train_dir)
@@ -213,7 +231,8 @@ def load_generator(train_dir):
     generator = config.build_generator()
     step = tf.Variable(0, dtype=tf.int64)
     tf.train.Checkpoint(generator=generator, step=step).restore(path).expect_partial()
-    return config, generator, int(step.numpy())
+    moments = load_moments(train_dir) if config.model == "specgan" else None
+    return config, config.build_audio_generator(generator, moments), int(step.numpy())
 
 
 def _first_line(err):

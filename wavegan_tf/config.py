@@ -13,13 +13,21 @@ from wavegan_tf import losses
 from wavegan_tf.atomic_files import atomic_output_file
 from wavegan_tf.gan import WaveGAN
 from wavegan_tf.models import build_discriminator, build_generator
+from wavegan_tf.specgan_models import (SPECGAN_KERNEL_LEN, SPECGAN_SLICE_LEN,
+                                       build_audio_generator, build_specgan_discriminator,
+                                       build_specgan_generator)
 
 CONFIG_FILENAME = "config.json"
+# The two models of the paper: WaveGAN (audio) and SpecGAN (spectrograms, Griffin-Lim).
+MODELS = ("wavegan", "specgan")
+# Settings whose default differs by model: the values a new run of the model starts from
+# unless they are given (WaveGANConfig's own defaults are WaveGAN's).
+MODEL_DEFAULTS = {"wavegan": {}, "specgan": {"kernel_len": SPECGAN_KERNEL_LEN, "phase_shuffle": 0}}
 
 # Fields that fix the shapes of the weights or the meaning of the optimizer state: a resumed run
 # must not change them.
 ARCHITECTURE_FIELDS = (
-    "slice_len", "num_channels", "sample_rate", "model_dim", "latent_dim", "kernel_len",
+    "model", "slice_len", "num_channels", "sample_rate", "model_dim", "latent_dim", "kernel_len",
     "phase_shuffle", "upsample", "post_proc_filt_len", "batchnorm", "loss", "conditional",
     "class_names",
 )
@@ -33,7 +41,9 @@ class WaveGANConfig:
     slice_len: int = 16384
     sample_rate: int = 16000
     num_channels: int = 1
-    # Architecture
+    # Architecture: "wavegan", or "specgan" (see MODEL_DEFAULTS for the settings whose default
+    # it changes)
+    model: str = "wavegan"
     model_dim: int = 64
     latent_dim: int = 100
     kernel_len: int = 25
@@ -55,6 +65,9 @@ class WaveGANConfig:
     # Training
     batch_size: int = 64
     seed: int = 0
+    # SpecGAN: Griffin-Lim iterations turning generated spectrograms into audio (previews,
+    # evaluation, export)
+    griffin_lim_iters: int = 16
 
     def __post_init__(self):
         losses.check_loss(self.loss)
@@ -74,6 +87,28 @@ class WaveGANConfig:
                 raise ValueError(f"class_names must name at least 2 distinct classes, got "
                                  f"class_names={self.class_names!r}")
             self.class_names = names
+        if isinstance(self.griffin_lim_iters, bool) or self.griffin_lim_iters < 1 or \
+                int(self.griffin_lim_iters) != self.griffin_lim_iters:
+            raise ValueError(f"griffin_lim_iters must be a positive integer, got "
+                             f"griffin_lim_iters={self.griffin_lim_iters!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {list(MODELS)}, got model={self.model!r}")
+        if self.model == "specgan":
+            self._check_specgan()
+
+    def _check_specgan(self):
+        """ValueError naming the first setting SpecGAN does not support."""
+        unsupported = [
+            ("slice_len", SPECGAN_SLICE_LEN, "it generates 128x128 spectrograms of 16384 samples"),
+            ("num_channels", 1, "its spectrograms are mono"),
+            ("phase_shuffle", 0, "its D has no phase shuffle"),
+            ("post_proc_filt_len", 0, "its G has no post-processing filter"),
+            ("conditional", False, "class-conditional SpecGAN is not implemented"),
+        ]
+        for name, supported, reason in unsupported:
+            if getattr(self, name) != supported:
+                raise ValueError(f"model='specgan' needs {name}={supported!r} ({reason}), got "
+                                 f"{name}={getattr(self, name)!r}")
 
     @property
     def num_classes(self):
@@ -89,13 +124,33 @@ class WaveGANConfig:
         return len(self.class_names)
 
     def build_generator(self):
+        """G as trained: z to audio (WaveGAN) or to a normalised spectrogram (SpecGAN)."""
+        if self.model == "specgan":
+            return build_specgan_generator(
+                latent_dim=self.latent_dim, model_dim=self.model_dim,
+                kernel_len=self.kernel_len, upsample=self.upsample,
+                use_batchnorm=self.batchnorm)
         return build_generator(
             latent_dim=self.latent_dim, slice_len=self.slice_len, num_channels=self.num_channels,
             model_dim=self.model_dim, kernel_len=self.kernel_len, upsample=self.upsample,
             use_batchnorm=self.batchnorm, post_proc_filt_len=self.post_proc_filt_len,
             num_classes=self.num_classes)
 
+    def build_audio_generator(self, generator=None, moments=None):
+        """A model from z to audio: G itself for WaveGAN; for SpecGAN G followed by Griffin-Lim
+        with ``griffin_lim_iters`` and the spectrogram ``moments``
+        (:func:`wavegan_tf.specgan_models.build_audio_generator`). ``generator`` defaults to a
+        fresh G."""
+        generator = generator or self.build_generator()
+        if self.model != "specgan":
+            return generator
+        return build_audio_generator(generator, moments, self.griffin_lim_iters)
+
     def build_discriminator(self):
+        if self.model == "specgan":
+            return build_specgan_discriminator(
+                model_dim=self.model_dim, kernel_len=self.kernel_len,
+                use_batchnorm=self.batchnorm)
         return build_discriminator(
             slice_len=self.slice_len, num_channels=self.num_channels, model_dim=self.model_dim,
             kernel_len=self.kernel_len, phase_shuffle_rad=self.phase_shuffle,
@@ -115,6 +170,11 @@ class WaveGANConfig:
             d_opt.learning_rate = self.d_learning_rate
         gan.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit_compile)
         return gan
+
+    @classmethod
+    def for_model(cls, model="wavegan", **values):
+        """A config of ``model`` with its :data:`MODEL_DEFAULTS` under the given ``values``."""
+        return cls(**{**MODEL_DEFAULTS.get(model, {}), **values, "model": model})
 
     def to_dict(self):
         return dataclasses.asdict(self)

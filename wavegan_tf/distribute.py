@@ -135,19 +135,21 @@ def split_between_replicas(stacks, replicas):
 
 
 def distributed_audio_dataset(strategy, data_dir, global_batch_size, n_critic, seed=None,
-                              **audio_options):
+                              transform=None, **audio_options):
     """:func:`distribute_critic_batches` over :func:`wavegan_tf.data.audio_dataset`.
 
     Worker ``i`` of ``n`` reads the files ``i::n`` of ``data_dir`` with the seed
     :func:`shard_seed` ``(seed, i)``; ``audio_options`` (slice_len, sample_rate, num_channels,
-    cache, ...) go to ``audio_dataset`` unchanged.
+    cache, ...) go to ``audio_dataset`` unchanged. ``transform`` (dataset -> dataset), if given,
+    is applied to each worker's batches before they are grouped (e.g. SpecGAN's spectrograms).
     """
     from wavegan_tf.data import audio_dataset
 
     def make_batches(batch_size, num_shards, shard_index):
-        return audio_dataset(data_dir, batch_size=batch_size, num_shards=num_shards,
-                             shard_index=shard_index, seed=shard_seed(seed, shard_index),
-                             **audio_options)
+        batches = audio_dataset(data_dir, batch_size=batch_size, num_shards=num_shards,
+                                shard_index=shard_index, seed=shard_seed(seed, shard_index),
+                                **audio_options)
+        return batches if transform is None else transform(batches)
 
     return distribute_critic_batches(strategy, make_batches, global_batch_size, n_critic)
 

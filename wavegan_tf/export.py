@@ -9,6 +9,12 @@
   facts plus the run's config in the asset ``assets/wavegan.json``;
 * ``generator.keras``: G alone, for ``keras.saving.load_model``.
 
+A SpecGAN export (``config.model == "specgan"``) has the same signatures: its G is
+G followed by Griffin-Lim (:func:`wavegan_tf.specgan_models.build_audio_generator`), so
+``serving_default`` maps z to ``{"audio": ...}`` as WaveGAN's does and code that loads one
+loads the other. Its spectrogram moments are inside the model and also in the asset
+``assets/spectrogram_moments.json`` (named in the metadata as ``spectrogram_moments``).
+
 A class-conditional G (``config.conditional``) is exported with a label in both signatures:
 ``serving_default`` takes ``z`` float32 ``[None, latent_dim]`` and ``label`` int32 ``[None]``,
 ``generate`` takes ``n``, ``seed`` and one ``label`` int32 scalar for all ``n`` clips; the class
@@ -36,6 +42,8 @@ from wavegan_tf.atomic_files import atomic_output_dir
 from wavegan_tf.checkpoints import load_generator
 from wavegan_tf.config import CONFIG_FILENAME, WaveGANConfig
 from wavegan_tf.dtype_policy import global_dtype_policy
+from wavegan_tf.specgan_models import audio_generator_moments
+from wavegan_tf.spectrogram import MOMENTS_FILENAME
 
 EXPORT_SUBDIR = "export"
 KERAS_FILENAME = "generator.keras"
@@ -61,7 +69,8 @@ class GeneratorExport(tf.Module):
     the post-processing filter, which may leave that range.
     """
 
-    def __init__(self, generator, config, step, metadata_path, precision="float32"):
+    def __init__(self, generator, config, step, metadata_path, precision="float32",
+                 moments_path=None):
         super().__init__(name="wavegan_generator")
         self.generator = generator
         self.sample_rate = _constant_variable(config.sample_rate, tf.int32)
@@ -72,6 +81,8 @@ class GeneratorExport(tf.Module):
         self.wavegan_tf_version = _constant_variable(wavegan_tf.__version__, tf.string)
         self.precision = _constant_variable(precision, tf.string)
         self.metadata = tf.saved_model.Asset(metadata_path)
+        if moments_path:
+            self.spectrogram_moments = tf.saved_model.Asset(moments_path)
         self._latent_dim = int(config.latent_dim)
         z_spec = tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")
         count_specs = [tf.TensorSpec([], tf.int32, name="n"),
@@ -146,17 +157,25 @@ def export_metadata(config, step, precision="float32"):
                     config=config.to_dict())
     if config.conditional:
         metadata["class_names"] = list(config.class_names)
+    if config.model == "specgan":
+        metadata["spectrogram_moments"] = MOMENTS_FILENAME
     return metadata
 
 
 def write_export(generator, config, step, directory, precision="float32"):
-    """Writes the SavedModel and ``generator.keras`` of ``generator`` into ``directory``."""
+    """Writes the SavedModel and ``generator.keras`` of ``generator`` (a model from z to audio,
+    :meth:`wavegan_tf.config.WaveGANConfig.build_audio_generator`) into ``directory``."""
     with tempfile.TemporaryDirectory() as scratch:
         metadata_path = os.path.join(scratch, METADATA_FILENAME)
         with open(metadata_path, "w", encoding="utf-8") as f:
             json.dump(export_metadata(config, step, precision), f, indent=2, sort_keys=True)
             f.write("\n")
-        module = GeneratorExport(generator, config, step, metadata_path, precision)
+        moments_path = None
+        if config.model == "specgan":
+            moments_path = audio_generator_moments(generator).save(
+                os.path.join(scratch, MOMENTS_FILENAME))
+        module = GeneratorExport(generator, config, step, metadata_path, precision,
+                                 moments_path)
         tf.saved_model.save(module, directory, signatures=module.signatures())
     keras.saving.save_model(generator, os.path.join(directory, KERAS_FILENAME))
 

@@ -6,7 +6,9 @@ code. ``model.fit`` therefore counts generator steps.
 
 Feeding the critic: each element of the dataset given to ``fit`` holds the real audio for all
 critic updates of one step, either as ``[n_critic, batch, time, channels]`` (see
-:func:`critic_batches`) or as ``[n_critic * batch, time, channels]``, split in order.
+:func:`critic_batches`) or as ``[n_critic * batch, time, channels]``, split in order. The trainer
+only assumes that G's outputs and the real examples are what D takes: SpecGAN trains with it
+on spectrograms ``[..., frames, bins, 1]``, one more axis per example than audio.
 
 Class-conditional training (``num_classes > 0``; G takes ``[z, label]`` and D
 ``[audio, label]``, see :mod:`wavegan_tf.models`): each element is ``(audio, label)``, the labels
@@ -74,6 +76,8 @@ class WaveGAN(keras.Model):
         _check_conditioning(generator, discriminator, num_classes)
         self.micro_batches = int(micro_batches)
         self.num_classes = int(num_classes)
+        # Axes of one real example: 2 for audio [time, channels], 3 for a spectrogram.
+        self.example_rank = _example_rank(discriminator)
         self.generator = generator
         self.discriminator = discriminator
         self.loss_name = loss
@@ -185,7 +189,7 @@ class WaveGAN(keras.Model):
             audio, labels = (data[0] if isinstance(data, (tuple, list)) else data), None
         self._check_audio_shape(audio)
         if labels is not None:
-            expected = len(audio.shape) - 2
+            expected = len(audio.shape) - self.example_rank
             if len(labels.shape) != expected or (
                     labels.shape[0] is not None and audio.shape[0] is not None
                     and labels.shape[0] != audio.shape[0]):
@@ -194,22 +198,23 @@ class WaveGAN(keras.Model):
                     f"({tuple(audio.shape[:expected])}), got shape {tuple(labels.shape)} for "
                     f"audio of shape {tuple(audio.shape)}")
             labels = ops.reshape(ops.cast(labels, "int32"), (self.n_critic, -1))
-        if len(audio.shape) == 3:
+        if len(audio.shape) == self.example_rank + 1:
             audio = ops.reshape(audio, (self.n_critic, -1) + tuple(audio.shape[1:]))
         return audio, labels
 
     def _check_audio_shape(self, audio):
         """ValueError unless ``audio`` is one of the two element layouts for ``n_critic``."""
-        if len(audio.shape) == 4:
+        if len(audio.shape) == self.example_rank + 2:
             if audio.shape[0] is not None and audio.shape[0] != self.n_critic:
                 raise ValueError(
                     f"a [n_critic, batch, time, channels] element needs n_critic={self.n_critic} "
                     f"batches, got shape {tuple(audio.shape)}")
             return
-        if len(audio.shape) != 3:
+        if len(audio.shape) != self.example_rank + 1:
             raise ValueError(
-                "real audio must be [n_critic, batch, time, channels] or "
-                f"[n_critic * batch, time, channels], got shape {tuple(audio.shape)}")
+                f"real examples of {self.example_rank} axes (audio: time, channels) must come "
+                "as [n_critic, batch, time, channels] or [n_critic * batch, time, channels], "
+                f"got shape {tuple(audio.shape)}")
         if audio.shape[0] is not None and audio.shape[0] % self.n_critic:
             raise ValueError(
                 f"a [n_critic * batch, time, channels] element needs a leading size divisible "
@@ -355,6 +360,13 @@ def _check_conditioning(generator, discriminator, num_classes):
                 f"the {role} {'takes' if takes_label else 'does not take'} a label input but "
                 f"num_classes={num_classes!r}; build G and D with the same num_classes as the "
                 "WaveGAN")
+
+
+def _example_rank(discriminator):
+    """Axes of one example D takes (its first input without the batch axis); 2 (audio) for a
+    model without a known input."""
+    inputs = getattr(discriminator, "inputs", None)
+    return len(inputs[0].shape) - 1 if inputs else 2
 
 
 def _after(tensors, value):

@@ -12,6 +12,9 @@ directory::
       logs/              TensorBoard events: d_loss, g_loss, wasserstein, gp per step, and
                          "generated" and "real" audio at every preview
       preview_z.npy      the fixed z of the previews, drawn once from the seed
+      spectrogram_moments.json
+                         SpecGAN only: the per-bin moments of the training data's log
+                         spectrograms, computed when the run starts (wavegan_tf.spectrogram)
       previews/          step_<N>.wav: the preview clips at step N, 0.5 s of silence after each
                          (a conditional run: the same z for every class, class by class)
       export/            the exported generator (wavegan_tf.export), when the run finishes
@@ -20,6 +23,13 @@ Conditional runs (``conditional=True``): the data folder holds one subfolder per
 classes (sorted subfolder names, or the ``class_names`` given) are saved in ``config.json`` as
 ``class_names`` and fixed for the run, and G and D take the label as a second input (see
 :mod:`wavegan_tf.gan`).
+
+SpecGAN runs (``model="specgan"``): G generates normalised spectrograms and D judges them. The
+real batches are turned into spectrograms in the input pipeline, with the moments computed
+from one pass over the data at the start of the run (every window, zero-padded at the end, in
+file order) and read back on resume, so :class:`~wavegan_tf.gan.WaveGAN` trains SpecGAN
+unchanged. Previews, evaluation and the export hear G through Griffin-Lim
+(``griffin_lim_iters``).
 
 The settings files are written once the data has loaded, so a call that fails before (a data
 folder that does not exist, no usable audio) leaves nothing that would fix the next call's
@@ -90,6 +100,7 @@ from wavegan_tf.gan import critic_batches
 from wavegan_tf.locks import RunLock
 from wavegan_tf.previews import (PREVIEWS_SUBDIR, Previewer, load_or_create_preview_z,
                                  preview_path)
+from wavegan_tf.spectrogram import audio_to_spectrogram, compute_moments
 
 __all__ = [
     "FIXED_ON_RESUME", "TrainingDiverged", "TrainingOptions", "TrainingResult",
@@ -252,7 +263,8 @@ def resolve_run(train_dir, config_values=None, option_values=None):
     config_values = dict(config_values or {})
     option_values = dict(option_values or {})
     if not os.path.exists(os.path.join(train_dir, CONFIG_FILENAME)):
-        return (_replace(WaveGANConfig(), config_values, source="config"),
+        model = config_values.get("model", WaveGANConfig.model)
+        return (_replace(WaveGANConfig.for_model(model), config_values, source="config"),
                 _replace(TrainingOptions(), option_values, source="options"))
     saved = WaveGANConfig.load(train_dir)
     conflicts = [f"{name}: saved {getattr(saved, name)!r}, given {value!r}"
@@ -326,6 +338,8 @@ class _Run:
     options: TrainingOptions
     strategy: tf.distribute.Strategy
     chief: bool
+    # SpecGAN's spectrogram moments (None for WaveGAN).
+    moments: object = None
 
     @property
     def distributed(self):
@@ -381,6 +395,8 @@ def _train_locked(run, verbose):
     saver.restore()
     _set_learning_rates(gan, config)
     start = int(step.numpy())
+    if config.model == "specgan":
+        run.moments = _spectrogram_moments(run, resuming=saver.resume_from is not None)
     data = None
     if start < options.train_steps:
         data = _training_data(run, _data_seed(config.seed, start))
@@ -399,6 +415,30 @@ def _train_locked(run, verbose):
     if options.export and run.chief and result.interrupted_by is None and result.checkpoint:
         result.export_dir = _export(run.train_dir)
     return result
+
+
+def _spectrogram_moments(run, resuming):
+    """The SpecGAN run's spectrogram moments: read back when saved, else computed from the
+    data and saved (by the chief). A resumed run without them is an error: new moments would
+    change what its checkpoints were trained on."""
+    path = checkpoints.moments_path(run.train_dir)
+    if os.path.exists(path) or resuming:
+        return checkpoints.load_moments(run.train_dir)
+    moments = compute_moments(_moments_batches(run.config, run.options.data_dir))
+    logging.info("Spectrogram moments from %d frames of %s", moments.num_frames,
+                 run.options.data_dir)
+    if run.chief:
+        moments.save(path)
+    return moments
+
+
+def _moments_batches(config, data_dir):
+    """One pass over every window of the data in file order, the last zero-padded."""
+    from wavegan_tf.data import audio_dataset
+
+    return audio_dataset(data_dir, slice_len=config.slice_len, sample_rate=config.sample_rate,
+                         num_channels=config.num_channels, batch_size=1, pad_end=True,
+                         shuffle=False, repeat=False, seed=config.seed).batch(64)
 
 
 def _with_class_names(config, data_dir):
@@ -456,16 +496,31 @@ def _training_data(run, seed):
     config = run.config
     if not run.distributed:
         batches = _audio_batches(config, run.options.data_dir, seed)
-        return critic_batches(batches, config.n_critic), _first_audio(batches)
+        real = _model_inputs(batches, run.moments)
+        return critic_batches(real, config.n_critic), _first_audio(batches)
     real = distributed_audio_dataset(
         run.strategy, run.options.data_dir, global_batch_size=config.batch_size,
-        n_critic=config.n_critic, seed=seed, slice_len=config.slice_len,
-        sample_rate=config.sample_rate, num_channels=config.num_channels,
-        **_label_options(config))
+        n_critic=config.n_critic, seed=seed,
+        transform=lambda batches: _model_inputs(batches, run.moments),
+        slice_len=config.slice_len, sample_rate=config.sample_rate,
+        num_channels=config.num_channels, **_label_options(config))
     sample = None
     if run.chief:
         sample = _first_audio(_audio_batches(config, run.options.data_dir, seed))
     return real, sample
+
+
+def _model_inputs(batches, moments):
+    """The real batches as D takes them: audio, or (SpecGAN, with ``moments``) spectrograms."""
+    if moments is None:
+        return batches
+    return batches.map(lambda audio: audio_to_spectrogram(audio, moments.mean, moments.std),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _audio_generator(gan, run):
+    """The training G as a model from z to audio (SpecGAN: followed by Griffin-Lim)."""
+    return run.config.build_audio_generator(gan.generator, run.moments)
 
 
 def _first_audio(batches):
@@ -484,7 +539,7 @@ def _label_options(config):
 def _make_previewer(gan, sample, run, writer):
     """A Previewer with the run's preview z and, for comparison, a few real clips."""
     z = load_or_create_preview_z(run.train_dir, run.config.latent_dim, run.config.seed)
-    return Previewer(gan.generator, z, run.train_dir, run.config.sample_rate, writer,
+    return Previewer(_audio_generator(gan, run), z, run.train_dir, run.config.sample_rate, writer,
                      sample[:min(len(sample), len(z))], class_names=run.config.class_names)
 
 
@@ -520,7 +575,8 @@ def _make_evaluation(gan, run, writer):
                            seed=run.config.seed, splits=min(10, run.options.eval_n),
                            sample_rate=run.config.sample_rate,
                            class_names=run.config.class_names)
-    return PeriodicEvaluation(eval_fn, gan.generator, run.config, run.train_dir, writer)
+    return PeriodicEvaluation(eval_fn, _audio_generator(gan, run), run.config, run.train_dir,
+                              writer)
 
 
 def _epochs(start, train_steps):

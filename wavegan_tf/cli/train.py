@@ -7,6 +7,8 @@ Installed as the command wavegan-train; in a source checkout also python train.p
   python train.py --train_dir runs/sc09                              # resume where it stopped
   python train.py --train_dir runs/digits --data_dir data/digits --conditional
       # class-conditional: one label per subfolder of data/digits
+  python train.py --train_dir runs/sc09_spec --data_dir data/sc09/train --model specgan
+      # SpecGAN: spectrograms, audio by Griffin-Lim
 
 Settings come from the flags for a new run and are saved in TRAIN_DIR/config.json and
 TRAIN_DIR/training.json. Running again with the same --train_dir resumes from the newest
@@ -34,7 +36,7 @@ from absl import app, flags, logging
 
 from wavegan_tf import distribute, losses, models, training
 from wavegan_tf.cli import run_program
-from wavegan_tf.config import WaveGANConfig
+from wavegan_tf.config import MODEL_DEFAULTS, MODELS, WaveGANConfig
 
 FLAGS = flags.FLAGS
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(training.__file__))
@@ -52,6 +54,13 @@ flags.DEFINE_string(
     "Folder for the config, checkpoints, TensorBoard logs, previews and export. An existing "
     "run there is resumed. Default: runs/<YYYYmmdd-HHMMSS>.")
 # Audio and architecture (fixed for a run: a resume must not change them).
+flags.DEFINE_enum(
+    "model", _CONFIG.model, list(MODELS),
+    "wavegan (audio) or specgan (log-magnitude spectrograms with a 2-D DCGAN, turned into audio "
+    "by Griffin-Lim; needs --slice_len 16384, mono, no --post_proc_filt_len or "
+    "--conditional). specgan changes the defaults of "
+    + ", ".join(f"--{name} to {value}" for name, value in MODEL_DEFAULTS["specgan"].items())
+    + ".")
 flags.DEFINE_enum("slice_len", str(_CONFIG.slice_len), [str(n) for n in models.SLICE_LENS],
                   "Samples per generated clip.")
 flags.DEFINE_integer("sample_rate", _CONFIG.sample_rate,
@@ -60,9 +69,10 @@ flags.DEFINE_integer("num_channels", _CONFIG.num_channels,
                      "Audio channels (1 = mono; audio is mixed or duplicated to match).")
 flags.DEFINE_integer("model_dim", _CONFIG.model_dim, "Width multiplier d of G and D.")
 flags.DEFINE_integer("latent_dim", _CONFIG.latent_dim, "Size of z ~ U(-1, 1).")
-flags.DEFINE_integer("kernel_len", _CONFIG.kernel_len, "Length of every convolution kernel.")
+flags.DEFINE_integer("kernel_len", _CONFIG.kernel_len,
+                     "Length of every convolution kernel (the side of SpecGAN's square ones).")
 flags.DEFINE_integer("phase_shuffle", _CONFIG.phase_shuffle,
-                     "Phase shuffle radius n of D (0 turns it off).")
+                     "Phase shuffle radius n of D (0 turns it off; SpecGAN has none).")
 flags.DEFINE_enum("upsample", _CONFIG.upsample, list(models.UPSAMPLE_MODES),
                   "G's upsampling: zeros (transposed convolution) or nearest (resize + conv).")
 flags.DEFINE_integer("post_proc_filt_len", _CONFIG.post_proc_filt_len,
@@ -90,6 +100,9 @@ flags.DEFINE_float("d_learning_rate", _CONFIG.d_learning_rate,
 flags.DEFINE_float("gp_weight", _CONFIG.gp_weight, "Gradient penalty weight (wgan-gp only).")
 flags.DEFINE_float("clip_value", _CONFIG.clip_value,
                    "Weight clipping bound of D (wgan only).")
+flags.DEFINE_integer("griffin_lim_iters", _CONFIG.griffin_lim_iters,
+                     "SpecGAN: Griffin-Lim iterations from spectrogram to audio in previews, "
+                     "evaluation and the export.")
 # Running the job.
 flags.DEFINE_integer("train_steps", _OPTIONS.train_steps,
                      "Total generator steps; training stops when the step count (including "

@@ -45,7 +45,8 @@ class PeriodicEvaluation:
     Args:
         eval_fn: ``eval_fn(generator) -> dict`` with at least ``inception_score``
             (:func:`wavegan_tf.eval.make_eval_fn`).
-        generator: the training G.
+        generator: the training G as a model from z to audio (for SpecGAN with Griffin-Lim,
+            :meth:`wavegan_tf.config.WaveGANConfig.build_audio_generator`).
         config: the run's WaveGANConfig (to build a float32 copy of G for the export).
         train_dir: where ``eval.jsonl``, ``best.json`` and ``best/`` are written.
         writer: the run's ``tf.summary`` writer.
@@ -88,7 +89,7 @@ class PeriodicEvaluation:
         from wavegan_tf.export import write_export
 
         with global_dtype_policy("float32"):
-            generator = self.config.build_generator()
+            generator = self.config.build_audio_generator()
         generator.set_weights(self.generator.get_weights())
         with atomic_output_dir(os.path.join(self.train_dir, BEST_SUBDIR)) as tmp:
             write_export(generator, self.config, scores["step"], tmp)

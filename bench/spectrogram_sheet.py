@@ -1,0 +1,87 @@
+"""A PNG sheet of log spectrograms: a few real clips and a few clips of each model, to compare
+by eye what WaveGAN and SpecGAN learned (the README's figure).
+
+    python bench/spectrogram_sheet.py --real data/spoken_digits/test \\
+        --models runs/digits_wave,runs/digits_spec --n 6 --out docs/specgan_vs_wavegan.png
+
+Rows, top to bottom: ``--n`` real clips (a seeded draw of whole-file windows), then the clips of
+each ``--models`` entry (a training directory or an export) from the z of ``--seed``. Each cell
+is the STFT (window 256, hop 128) of 16384 samples: time left to right, 0-8 kHz bottom to top,
+darker is louder, over the 80 dB below the loudest bin of the sheet. Cells are separated by
+white lines. The last line holds ``name=value`` pairs.
+"""
+
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("real", None, "Folder of real audio for the first row (optional).")
+flags.DEFINE_list("models", [], "Training directories or exports, one row each.")
+flags.DEFINE_integer("n", 6, "Clips per row.")
+flags.DEFINE_integer("seed", 0, "Seed of the z (as generate.py --seed) and of the real draw.")
+flags.DEFINE_string("out", "spectrograms.png", "Where to write the PNG.")
+
+DYNAMIC_RANGE_DB = 80.0
+GAP = 2
+
+
+def log_spectrograms(audio):
+    """dB magnitudes ``[n, bins, frames]`` (highest frequency first) of ``[n, time, 1]``."""
+    from wavegan_tf.spectrogram import LOG_EPS, log_magnitude
+
+    log_mag = log_magnitude(np.asarray(audio, np.float32)).numpy()
+    db = 20.0 / np.log(10.0) * np.maximum(log_mag, np.log(LOG_EPS))
+    return np.transpose(db, (0, 2, 1))[:, ::-1, :]
+
+
+def sheet(rows):
+    """One grayscale uint8 image ``[height, width, 1]`` of equally shaped dB cells in ``rows``."""
+    top = max(float(row.max()) for row in rows)
+    cell_h, cell_w = rows[0].shape[1:]
+    n = max(len(row) for row in rows)
+    image = np.full((len(rows) * (cell_h + GAP) - GAP, n * (cell_w + GAP) - GAP), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            level = np.clip((cell - top + DYNAMIC_RANGE_DB) / DYNAMIC_RANGE_DB, 0.0, 1.0)
+            y, x = r * (cell_h + GAP), c * (cell_w + GAP)
+            image[y:y + cell_h, x:x + cell_w] = np.round(255 * (1.0 - level)).astype(np.uint8)
+    return image[..., None]
+
+
+def real_clips(folder, n, seed):
+    from wavegan_tf.data import audio_dataset
+
+    batch = next(iter(audio_dataset(folder, batch_size=n, first_slice=True, seed=seed)))
+    return batch.numpy()
+
+
+def model_clips(path, n, seed):
+    from wavegan_tf import generation
+
+    model = generation.load_model_for_generation(path)
+    return model.generate(generation.sample_z(n, model.latent_dim, seed))
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    rows = []
+    if FLAGS.real:
+        rows.append(log_spectrograms(real_clips(FLAGS.real, FLAGS.n, FLAGS.seed)))
+    rows += [log_spectrograms(model_clips(path, FLAGS.n, FLAGS.seed)) for path in FLAGS.models]
+    if not rows:
+        raise app.UsageError("give --real and/or --models")
+    image = sheet(rows)
+    tf.io.write_file(FLAGS.out, tf.io.encode_png(image))
+    print(f"out={FLAGS.out} rows={len(rows)} clips_per_row={FLAGS.n} "
+          f"height={image.shape[0]} width={image.shape[1]}")
+
+
+if __name__ == "__main__":
+    app.run(main)
