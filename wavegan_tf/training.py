@@ -9,6 +9,7 @@ directory::
       config.json        the WaveGANConfig (architecture, objective, batch size, seed)
       training.json      the TrainingOptions (data_dir, train_steps, save/preview intervals, ...)
       checkpoints/       tf.train.CheckpointManager files: G, D, both optimizers, step, RNG state
+                         (and G's weight average with ema_decay > 0)
       logs/              TensorBoard events: d_loss, g_loss, wasserstein, gp per step, and
                          "generated" and "real" audio at every preview
       preview_z.npy      the fixed z of the previews, drawn once from the seed
@@ -26,8 +27,12 @@ continues the step count. The saved ``config.json`` and ``training.json`` are th
 only the values passed explicitly are applied on top of them. Values that shape the weights or
 the optimizer state, and the seed (:data:`FIXED_ON_RESUME`), cannot change: passing a different
 one is a ``ValueError`` naming each field with its saved and given value. Everything else (e.g.
-``train_steps``, learning rates, ``n_critic``, ``batch_size``, ``data_dir``) may change and the
-new value is saved. The data stream of a resumed run is seeded from (seed, start step), so it
+``train_steps``, learning rates, ``n_critic``, ``batch_size``, ``data_dir``, ``augment``,
+``ema_decay``) may change and the new value is saved. Weight averaging turned on at a resume
+starts from the restored G; turned off, the saved average is dropped.
+
+With ``ema_decay > 0`` the previews, the evaluations, the best generator and the export are of
+G's weight average (:attr:`wavegan_tf.gan.WaveGAN.sampling_generator`). The data stream of a resumed run is seeded from (seed, start step), so it
 does not replay the batches the run began with.
 
 Checkpoints are written every ``save_every_steps`` steps, after the first step that ends
@@ -475,7 +480,7 @@ def _label_options(config):
 def _make_previewer(gan, sample, run, writer):
     """A Previewer with the run's preview z and, for comparison, a few real clips."""
     z = load_or_create_preview_z(run.train_dir, run.config.latent_dim, run.config.seed)
-    return Previewer(gan.generator, z, run.train_dir, run.config.sample_rate, writer,
+    return Previewer(gan.sampling_generator, z, run.train_dir, run.config.sample_rate, writer,
                      sample[:min(len(sample), len(z))], class_names=run.config.class_names)
 
 
@@ -511,7 +516,7 @@ def _make_evaluation(gan, run, writer):
                            seed=run.config.seed, splits=min(10, run.options.eval_n),
                            sample_rate=run.config.sample_rate,
                            class_names=run.config.class_names)
-    return PeriodicEvaluation(eval_fn, gan.generator, run.config, run.train_dir, writer)
+    return PeriodicEvaluation(eval_fn, gan.sampling_generator, run.config, run.train_dir, writer)
 
 
 def _epochs(start, train_steps):
@@ -564,10 +569,25 @@ class _CheckpointSaver:
         self.last_path = None
 
     def restore(self):
-        """Restores the newest usable checkpoint, if any (the state then continues from it)."""
+        """Restores the newest usable checkpoint, if any (the state then continues from it).
+
+        Weight averaging may be switched on or off on resume: a run that turns it on starts the
+        average from the restored G; one that turns it off drops the saved average.
+        """
         path = self.resume_from
         if path:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            saved_average = checkpoints.holds_average(path)
+            if self.gan.ema_generator is not None and not saved_average:
+                checkpoints.make_checkpoint(self.gan, self.checkpoint.step,
+                                            with_average=False).restore(
+                    path).assert_existing_objects_matched()
+                self.gan.reset_average()
+                logging.info("Weight averaging starts at this resume, from the restored G.")
+            elif self.gan.ema_generator is None and saved_average:
+                self.checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
+                logging.info("Weight averaging is off: the averaged G of %s is not used.", path)
+            else:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
             self.last_step = int(self.checkpoint.step.numpy())
             self.last_path = path
             logging.info("Resuming from %s (step %d).", path, self.last_step)
@@ -577,7 +597,8 @@ class _CheckpointSaver:
         save left) when it cannot be written."""
         if step == self.last_step:
             return
-        variables = self.gan.generator.variables + self.gan.discriminator.variables
+        variables = (self.gan.sampling_generator.variables + self.gan.generator.variables
+                     + self.gan.discriminator.variables)
         if not all(bool(keras.ops.all(keras.ops.isfinite(v))) for v in variables
                    if keras.backend.is_float_dtype(v.dtype)):
             raise TrainingDiverged(f"the weights hold NaN or infinite values at step {step}")

@@ -45,7 +45,8 @@ class PeriodicEvaluation:
     Args:
         eval_fn: ``eval_fn(generator) -> dict`` with at least ``inception_score``
             (:func:`wavegan_tf.eval.make_eval_fn`).
-        generator: the training G.
+        generator: the G to score and export: the run's ``sampling_generator`` (its weight
+            average when it has one).
         config: the run's WaveGANConfig (to build a float32 copy of G for the export).
         train_dir: where ``eval.jsonl``, ``best.json`` and ``best/`` are written.
         writer: the run's ``tf.summary`` writer.
