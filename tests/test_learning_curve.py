@@ -77,7 +77,7 @@ def test_a_cached_classifier_of_other_data_is_refused(tmp_path):
                                          slice_len=16384, sample_rate=RATE)
 
 
-def test_unlabelled_curve_has_statistics_steps_and_minutes(tmp_path):
+def test_unlabelled_curve_has_statistics_and_stops_at_the_minutes(tmp_path):
     folder = _write_tones(tmp_path / "flat", per_class=2, flat=True)
     real = np.zeros((4, 16384, 1), np.float32)
     real[:, :100] = 0.5
@@ -85,15 +85,16 @@ def test_unlabelled_curve_has_statistics_steps_and_minutes(tmp_path):
     assert scorer.real_scores()["silent_frame_share"] == pytest.approx(63 / 64)
     config = WaveGANConfig(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
     seen = []
-    points = learning_curve.train_curve(config, folder, learning_curve.Budget(steps=3), 2,
+    points = learning_curve.train_curve(config, folder, learning_curve.Budget(minutes=1e-6), 2,
                                         scorer, report=seen.append)
-    assert [p["step"] for p in points] == [0, 2, 3]
+    assert [p["step"] for p in points] == [0, 1]  # the first step outlasts the budget
     assert seen == points
-    assert points[0]["minutes"] == 0 and 0 < points[1]["minutes"] <= points[2]["minutes"]
+    assert points[0]["minutes"] == 0 and points[1]["minutes"] > 1e-6
     for point in points:
         assert 0.0 <= point["silent_frame_share"] <= 1.0 and point["centroid_spread"] >= 0
         assert "inception_score" not in point
     assert "wasserstein" in points[1]
+    assert scorer.generate(config.build_generator()).shape == (4, 16384, 1)
 
 
 def test_quality_bench_end_to_end(tmp_path):
@@ -104,7 +105,8 @@ def test_quality_bench_end_to_end(tmp_path):
          "--model_dim", "2", "--batch_size", "2", "--steps", "2", "--minutes", "0",
          "--eval_every", "1", "--eval_n", "6", "--classifier_epochs", "1",
          "--classifier_filters", "2", "--variants", "baseline,ema+augment", "--conditional",
-         "--ema_decay", "0.5", "--augment", "mask", "--seed", "3"],
+         "--ema_decay", "0.5", "--augment", "mask", "--seed", "3",
+         "--classifier", str(tmp_path / "clf" / "digits.keras")],
         capture_output=True, text=True, cwd=REPO, timeout=600,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -130,6 +132,7 @@ def test_quality_bench_end_to_end(tmp_path):
         {(2, 3, True)}
     assert report["real"]["inception_score"] >= 1.0 and report["peak_gflops"] > 0
     assert (out / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    sidecar = json.loads((out / "classifier.keras.json").read_text())
+    assert report["classifier"] == str(tmp_path / "clf" / "digits.keras")
+    sidecar = json.loads((tmp_path / "clf" / "digits.keras.json").read_text())
     assert (sidecar["max_epochs"], sidecar["filters"]) == (1, 2)
     assert sidecar["class_names"] == ["high", "low", "mid"]

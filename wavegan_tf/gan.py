@@ -357,8 +357,9 @@ class WaveGAN(keras.Model):
         return ops.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
 
     def _update_average(self):
-        """Moves ``ema_generator`` towards G after a generator update (on every replica: the
-        weights are mirrored, so each replica updates its own copy with the same values)."""
+        """Moves ``ema_generator`` towards G after a generator update. Under a distribution
+        strategy every device's copy of the (mirrored) average moves towards that device's copy
+        of G, which holds the same values, so the copies stay equal."""
         pairs = [(average.value, weight.value, weight.trainable) for average, weight in
                  zip(self.ema_generator.weights, self.generator.weights)]
 
