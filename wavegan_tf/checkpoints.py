@@ -210,9 +210,9 @@ def load_generator(train_dir, averaged=True):
     """Rebuilds G from ``train_dir``'s config and restores it from the newest usable checkpoint.
 
     The checkpoint's averaged G is restored when it holds one (a run with ``ema_decay``) and
-    ``averaged`` is true, else the trained G. Returns ``(config, generator, step)``. Raises FileNotFoundError naming the directory when it
-    has no config or no checkpoint, and CorruptCheckpointError naming each checkpoint when all
-    of them are damaged.
+    ``averaged`` is true, else the trained G. Returns ``(config, generator, step)``. Raises
+    FileNotFoundError naming the directory when it has no config or no checkpoint, and
+    CorruptCheckpointError naming each checkpoint when all of them are damaged.
     """
     config = WaveGANConfig.load(train_dir)
     path, _ = usable_checkpoint(train_dir)

@@ -29,11 +29,12 @@ the optimizer state, and the seed (:data:`FIXED_ON_RESUME`), cannot change: pass
 one is a ``ValueError`` naming each field with its saved and given value. Everything else (e.g.
 ``train_steps``, learning rates, ``n_critic``, ``batch_size``, ``data_dir``, ``augment``,
 ``ema_decay``) may change and the new value is saved. Weight averaging turned on at a resume
-starts from the restored G; turned off, the saved average is dropped.
+starts from the restored G; turned off, the saved average is dropped. The data stream of a
+resumed run is seeded from (seed, start step), so it does not replay the batches the run began
+with.
 
 With ``ema_decay > 0`` the previews, the evaluations, the best generator and the export are of
-G's weight average (:attr:`wavegan_tf.gan.WaveGAN.sampling_generator`). The data stream of a resumed run is seeded from (seed, start step), so it
-does not replay the batches the run began with.
+G's weight average (:attr:`wavegan_tf.gan.WaveGAN.sampling_generator`).
 
 Checkpoints are written every ``save_every_steps`` steps, after the first step that ends
 ``save_every_secs`` seconds after the previous save, at the end of the run and when SIGINT or
