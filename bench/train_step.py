@@ -49,32 +49,6 @@ POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 MODELS = ("wavegan", "specgan")
 
 
-def matmul_peak_gflops(n=2048, repeats=20):
-    """Best observed fp32 matmul throughput of this machine in GFLOP/s.
-
-    The products are chained (each depends on the last) so no two are the same expression and
-    none can be merged or skipped by the graph optimiser.
-    """
-    import tensorflow as tf
-
-    a = tf.random.uniform((n, n))
-    b = tf.random.uniform((n, n), maxval=1.0 / n)
-
-    @tf.function
-    def chain(x):
-        for _ in range(repeats):
-            x = tf.matmul(x, b)
-        return x
-
-    chain(a)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        chain(a).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 * repeats / best / 1e9
-
-
 def _models(model, model_dim):
     """(G, D) of ``model`` at width ``model_dim``, the paper's other settings."""
     from wavegan_tf import (build_discriminator, build_generator, build_specgan_discriminator,
@@ -138,6 +112,8 @@ def run_all():
     for value in FLAGS.micro_batches:
         if not value.isdigit() or int(value) < 1:
             raise app.UsageError(f"--micro_batches: {value!r} is not a positive integer")
+    from flops import matmul_peak_gflops
+
     peak = matmul_peak_gflops()
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
     summary = {"peak_gflops": round(peak, 1)}

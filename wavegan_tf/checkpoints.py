@@ -4,6 +4,8 @@ A training directory holds ``config.json`` (the :class:`~wavegan_tf.config.WaveG
 ``checkpoints/`` (``tf.train.Checkpoint`` files managed by ``tf.train.CheckpointManager``). A
 checkpoint stores G, D, both optimizers, the generator-step counter and the trainer's RNG state,
 under the object names below, so that any part (for example G alone, for export) can be restored.
+A run with generator weight averaging (``ema_decay``) also stores the averaged G as
+:data:`AVERAGE_NAME`; :func:`load_generator` (export, generation, scoring) then takes that one.
 
 Which checkpoint is used. A checkpoint ``ckpt-N`` is ``ckpt-N.index`` plus its data files. TF
 writes the data, then the index (under a temporary name, renamed into place), then records the
@@ -35,6 +37,8 @@ CHECKPOINT_SUBDIR = "checkpoints"
 CHECKPOINT_PREFIX = "ckpt"
 STATE_FILENAME = "checkpoint"
 CORRUPT_SUBDIR = "corrupt"
+# Checkpoint object name of the averaged generator (runs with ema_decay > 0).
+AVERAGE_NAME = "generator_ema"
 _NUMBERED = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
 
 
@@ -57,16 +61,21 @@ def checkpoint_dir(train_dir):
     return os.path.join(train_dir, CHECKPOINT_SUBDIR)
 
 
-def make_checkpoint(gan, step):
-    """A ``tf.train.Checkpoint`` of a compiled WaveGAN and an int64 step variable."""
-    return tf.train.Checkpoint(
-        generator=gan.generator,
-        discriminator=gan.discriminator,
-        g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer,
-        step=step,
-        seed_state=gan.seed_generator.state,
-    )
+def make_checkpoint(gan, step, with_average=True):
+    """A ``tf.train.Checkpoint`` of a compiled WaveGAN and an int64 step variable (and the
+    averaged G when the WaveGAN has one; ``with_average=False`` leaves it out)."""
+    objects = dict(generator=gan.generator, discriminator=gan.discriminator,
+                   g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer, step=step,
+                   seed_state=gan.seed_generator.state)
+    if with_average and gan.ema_generator is not None:
+        objects[AVERAGE_NAME] = gan.ema_generator
+    return tf.train.Checkpoint(**objects)
+
+
+def holds_average(prefix):
+    """True when the checkpoint ``prefix`` stores an averaged generator."""
+    names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    return any(name.startswith(AVERAGE_NAME + "/") for name in names)
 
 
 def latest_checkpoint(train_dir):
@@ -214,13 +223,15 @@ def load_moments(train_dir):
     return SpectrogramMoments.load(path)
 
 
-def load_generator(train_dir):
+def load_generator(train_dir, averaged=True):
     """Rebuilds G from ``train_dir``'s config and restores it from the newest usable checkpoint.
 
-    Returns ``(config, generator, step)``, the generator a model from z to audio (for SpecGAN,
-    G followed by Griffin-Lim with the run's spectrogram moments). Raises FileNotFoundError
-    naming the directory when it has no config or no checkpoint (or a SpecGAN run no moments),
-    and CorruptCheckpointError naming each checkpoint when all of them are damaged.
+    The checkpoint's averaged G is restored when it holds one (a run with ``ema_decay``) and
+    ``averaged`` is true, else the trained G. Returns ``(config, generator, step)``, the
+    generator a model from z to audio (for SpecGAN, G followed by Griffin-Lim with the run's
+    spectrogram moments). Raises FileNotFoundError naming the directory when it has no config
+    or no checkpoint (or a SpecGAN run no moments), and CorruptCheckpointError naming each
+    checkpoint when all of them are damaged.
     """
     config = WaveGANConfig.load(train_dir)
     path, _ = usable_checkpoint(train_dir)
@@ -230,7 +241,8 @@ def load_generator(train_dir):
             f"--train_dir {train_dir}) or wait for the first save")
     generator = config.build_generator()
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(generator=generator, step=step).restore(path).expect_partial()
+    name = AVERAGE_NAME if averaged and holds_average(path) else "generator"
+    tf.train.Checkpoint(**{name: generator}, step=step).restore(path).expect_partial()
     moments = load_moments(train_dir) if config.model == "specgan" else None
     return config, config.build_audio_generator(generator, moments), int(step.numpy())
 

@@ -11,7 +11,8 @@ import os
 
 from wavegan_tf import losses
 from wavegan_tf.atomic_files import atomic_output_file
-from wavegan_tf.gan import WaveGAN
+from wavegan_tf.augment import check_policies
+from wavegan_tf.gan import WaveGAN, check_ema_decay
 from wavegan_tf.models import build_discriminator, build_generator
 from wavegan_tf.specgan_models import (SPECGAN_KERNEL_LEN, SPECGAN_SLICE_LEN,
                                        build_audio_generator, build_specgan_discriminator,
@@ -62,6 +63,10 @@ class WaveGANConfig:
     clip_value: float = 0.01
     g_learning_rate: float = 0.0
     d_learning_rate: float = 0.0
+    # Faster learning, off in the paper: G's weight average (0 = off; see wavegan_tf.gan) and
+    # the augmentation policies of every clip D sees (see wavegan_tf.augment).
+    ema_decay: float = 0.0
+    augment: list = dataclasses.field(default_factory=list)
     # Training
     batch_size: int = 64
     seed: int = 0
@@ -71,6 +76,8 @@ class WaveGANConfig:
 
     def __post_init__(self):
         losses.check_loss(self.loss)
+        check_ema_decay(self.ema_decay)
+        self.augment = list(check_policies(self.augment))
         for name in ("g_learning_rate", "d_learning_rate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 = the loss's default), "
@@ -162,7 +169,8 @@ class WaveGANConfig:
         gan = WaveGAN(self.build_generator(), self.build_discriminator(), loss=self.loss,
                       n_critic=self.n_critic, gp_weight=self.gp_weight,
                       clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed,
-                      num_classes=self.num_classes, micro_batches=micro_batches)
+                      num_classes=self.num_classes, micro_batches=micro_batches,
+                      ema_decay=self.ema_decay, augment=self.augment)
         g_opt, d_opt = losses.default_optimizers(self.loss)
         if self.g_learning_rate:
             g_opt.learning_rate = self.g_learning_rate

@@ -32,6 +32,24 @@ the undivided per-replica means and Keras averages them over replicas. z, the pe
 interpolation weights and the phase-shuffle shifts are drawn for the global batch from seed
 generators that advance in step on every replica, and each replica keeps its own rows: replicas
 see different z, and a step on R replicas equals a single-device step on the same global batch.
+
+Generator weight averaging (``ema_decay > 0``; off in the paper): after every generator update
+the trainer moves an exponential moving average of G's weights, ``ema_generator`` (a copy of G
+that is never trained), towards them: ``average = decay * average + (1 - decay) * weight`` with
+``decay = min(ema_decay, (1 + n) / (10 + n))`` after the n-th generator update (the warm-up of
+``tf.train.ExponentialMovingAverage``, so that the average of a short run is not dominated by
+the random initial weights). Non-trainable weights (batch-norm statistics) are copied, not
+averaged. :attr:`WaveGAN.sampling_generator` is the G to listen to: the average when it exists.
+
+Differentiable augmentation (``augment``, see :mod:`wavegan_tf.augment`; off in the paper):
+every pass of D (real clips, fake clips, the penalty and the generator update) sees its clips
+transformed by the policies, with fresh random draws per pass and example from the model's seed
+generator; G's gradient flows through the transforms. The gradient penalty is taken at the
+augmented interpolate T(x_hat), with respect to that clip, i.e. D's own input: the penalty
+constrains D where it is evaluated, on the augmented distribution, and the random gain does not
+rescale the penalised gradient. (ADA instead differentiates through the augmentation, for R1 on
+real clips; both keep D away from the un-augmented data.) The draws are made for the whole
+batch and split with it, so micro-batches and replicas see the transforms one device would.
 """
 
 import contextlib
@@ -40,6 +58,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from wavegan_tf import augment as augmentation
 from wavegan_tf import losses
 from wavegan_tf.models import check_num_classes, check_positive
 
@@ -61,11 +80,15 @@ class WaveGAN(keras.Model):
             class-conditional G and D (each must then take a label as its second input).
         micro_batches: split every batch into this many equal parts whose gradients are summed,
             to cut peak memory; the update is the same as on the whole batch (1: no split).
+        ema_decay: 0 (the paper) or the decay in (0, 1) of the generator's weight average
+            (see the module doc), e.g. 0.999.
+        augment: policies of :mod:`wavegan_tf.augment` applied to every clip D sees (empty:
+            none, the paper), e.g. ``("shift", "gain", "mask")``.
     """
 
     def __init__(self, generator, discriminator, loss="wgan-gp", n_critic=5, gp_weight=10.0,
                  clip_value=0.01, latent_dim=100, seed=None, num_classes=0, micro_batches=1,
-                 **kwargs):
+                 ema_decay=0.0, augment=(), **kwargs):
         super().__init__(**kwargs)
         losses.check_loss(loss)
         check_positive(n_critic=n_critic, micro_batches=micro_batches)
@@ -74,12 +97,16 @@ class WaveGAN(keras.Model):
         if clip_value <= 0:
             raise ValueError(f"clip_value must be > 0, got clip_value={clip_value!r}")
         _check_conditioning(generator, discriminator, num_classes)
+        check_ema_decay(ema_decay)
+        self.augment = augmentation.check_policies(augment)
+        self.ema_decay = float(ema_decay)
         self.micro_batches = int(micro_batches)
         self.num_classes = int(num_classes)
         # Axes of one real example: 2 for audio [time, channels], 3 for a spectrogram.
         self.example_rank = _example_rank(discriminator)
         self.generator = generator
         self.discriminator = discriminator
+        self.ema_generator = _untrained_copy(generator) if self.ema_decay else None
         self.loss_name = loss
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
@@ -118,6 +145,17 @@ class WaveGAN(keras.Model):
         return trackers
 
     @property
+    def sampling_generator(self):
+        """The G to listen to, export and score: the weight average when there is one."""
+        return self.generator if self.ema_generator is None else self.ema_generator
+
+    def reset_average(self):
+        """Sets the weight average to G's current weights (nothing without averaging)."""
+        if self.ema_generator is not None:
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(weight)
+
+    @property
     def conditional(self):
         """True for a class-conditional WaveGAN (``num_classes > 0``)."""
         return self.num_classes > 0
@@ -139,6 +177,14 @@ class WaveGAN(keras.Model):
         """The penalty's interpolation weights, alpha ~ U(0, 1), one per example (as z)."""
         return _replica_rows(batch_size, lambda n: keras.random.uniform(
             (n,), 0.0, 1.0, seed=self.seed_generator))
+
+    def sample_augment_draws(self, batch_size):
+        """The uniforms that fix one pass's augmentation (as z), or None without augmentation
+        (then nothing is drawn, so the paper's random stream is unchanged)."""
+        if not self.augment:
+            return None
+        return _replica_rows(batch_size, lambda n: augmentation.sample_draws(
+            n, self.seed_generator))
 
     def train_step(self, data):
         reals, labels = self._critic_stacks(data)
@@ -238,7 +284,10 @@ class WaveGAN(keras.Model):
     def _generate(self, z, labels, training):
         return self.generator(z if labels is None else [z, labels], training=training)
 
-    def _discriminate(self, audio, labels, training):
+    def _discriminate(self, audio, labels, training, draws=None):
+        """D's logits of ``audio``, augmented first when ``draws`` are given."""
+        if draws is not None:
+            audio = augmentation.apply(audio, draws, self.augment)
         return self.discriminator(audio if labels is None else [audio, labels],
                                   training=training)
 
@@ -252,18 +301,19 @@ class WaveGAN(keras.Model):
         d_loss, grads = 0.0, None
         for term, audio in ((losses.critic_real_term, real), (losses.critic_fake_term, fake)):
             value, pass_grads, after = self._accumulate(
-                lambda x, y, term=term: term(self.loss_name,
-                                             self._discriminate(x, y, training=True)),
-                (audio, labels), variables, self.d_optimizer, models, after)
+                lambda x, y, a, term=term: term(self.loss_name,
+                                                self._discriminate(x, y, True, a)),
+                (audio, labels, self.sample_augment_draws(batch_size)), variables,
+                self.d_optimizer, models, after)
             d_loss, grads = d_loss + value, _add_gradients(grads, pass_grads)
         wasserstein = -d_loss
         gp = ops.zeros(())
         if self.loss_name == "wgan-gp":
             alpha = self.sample_alpha(batch_size)
             gp, gp_grads, after = self._accumulate(
-                lambda x, f, a, y: self._gradient_penalty(x, f, y, alpha=a),
-                (real, fake, alpha, labels), variables, self.d_optimizer, models, after,
-                weight=self.gp_weight)
+                lambda x, f, a, y, d: self._gradient_penalty(x, f, y, alpha=a, draws=d),
+                (real, fake, alpha, labels, self.sample_augment_draws(batch_size)), variables,
+                self.d_optimizer, models, after, weight=self.gp_weight)
             grads = _add_gradients(grads, gp_grads)
             d_loss = d_loss + self.gp_weight * gp
         self.d_optimizer.apply_gradients(zip(grads, variables))
@@ -275,16 +325,19 @@ class WaveGAN(keras.Model):
         self.gp_tracker.update_state(gp)
         return after
 
-    def _gradient_penalty(self, real, fake, labels=None, alpha=None):
+    def _gradient_penalty(self, real, fake, labels=None, alpha=None, draws=None):
         """WGAN-GP term at x_hat = x + alpha (G(z) - x), alpha ~ U(0, 1) per example.
 
         ``alpha`` is drawn from the model's seed generator unless given. For a conditional D
         the gradient is taken with respect to x_hat only, each example's label held fixed
-        (real and fake share the labels, so x_hat is a clip of that label).
+        (real and fake share the labels, so x_hat is a clip of that label). With augmentation
+        ``draws``, x_hat is augmented first and the gradient taken at the augmented clip.
         """
         if alpha is None:
             alpha = self.sample_alpha(ops.shape(real)[0])
         x_hat = losses.interpolate(real, fake, alpha)
+        if draws is not None:
+            x_hat = augmentation.apply(x_hat, draws, self.augment)
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
             logits = self._discriminate(x_hat, labels, training=True)
@@ -293,12 +346,42 @@ class WaveGAN(keras.Model):
     def _generator_step(self, batch_size, labels=None, after=()):
         z = _after(after, self.sample_z(batch_size))
         g_loss, grads, _ = self._accumulate(
-            lambda z_part, y: losses.generator_loss(self.loss_name, self._discriminate(
-                self._generate(z_part, y, training=True), y, training=True)),
-            (z, labels), self.generator.trainable_variables, self.g_optimizer,
+            lambda z_part, y, a: losses.generator_loss(self.loss_name, self._discriminate(
+                self._generate(z_part, y, training=True), y, True, a)),
+            (z, labels, self.sample_augment_draws(batch_size)),
+            self.generator.trainable_variables, self.g_optimizer,
             (self.generator, self.discriminator), after)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.g_loss_tracker.update_state(g_loss)
+        if self.ema_generator is not None:
+            self._update_average()
+
+    def average_decay(self, updates):
+        """The averaging decay after ``updates`` generator updates (see the module doc)."""
+        updates = ops.cast(updates, "float32")
+        return ops.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
+
+    def _update_average(self):
+        """Moves ``ema_generator`` towards G after a generator update. Under a distribution
+        strategy every device's copy of the (mirrored) average moves towards that device's copy
+        of G, which holds the same values, so the copies stay equal."""
+        pairs = [(average.value, weight.value, weight.trainable) for average, weight in
+                 zip(self.ema_generator.weights, self.generator.weights)]
+
+        def move(average, weight, updates):
+            decay = ops.cast(self.average_decay(updates), average.dtype)
+            return average.assign(decay * average + (1.0 - decay) * weight)
+
+        def copy(average, weight, updates):
+            return average.assign(weight)
+
+        def update_all(strategy, pairs, updates):
+            for average, weight, trainable in pairs:
+                strategy.extended.update(average, move if trainable else copy,
+                                         args=(weight, updates), group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            update_all, tf.distribute.get_strategy(), pairs, self.g_optimizer.iterations.value)
 
     def _accumulate(self, loss_fn, inputs, variables, optimizer, models, after, weight=1.0):
         """The batch mean of ``loss_fn(*inputs)`` and the gradients of ``weight`` times it.
@@ -340,6 +423,7 @@ class WaveGAN(keras.Model):
             "loss": self.loss_name, "n_critic": self.n_critic, "gp_weight": self.gp_weight,
             "clip_value": self.clip_value, "latent_dim": self.latent_dim, "seed": self.seed,
             "num_classes": self.num_classes, "micro_batches": self.micro_batches,
+            "ema_decay": self.ema_decay, "augment": list(self.augment),
         }
 
     @classmethod
@@ -367,6 +451,22 @@ def _example_rank(discriminator):
     model without a known input."""
     inputs = getattr(discriminator, "inputs", None)
     return len(inputs[0].shape) - 1 if inputs else 2
+
+
+def check_ema_decay(ema_decay):
+    """ValueError naming ``ema_decay`` unless it is 0 (off) or in (0, 1)."""
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be 0 (no weight averaging) or in (0, 1), e.g. 0.999; "
+                         f"got ema_decay={ema_decay!r}")
+
+
+def _untrained_copy(generator):
+    """A copy of ``generator`` with its weights, marked non-trainable (the weight average)."""
+    copy = keras.models.clone_model(generator)
+    for average, weight in zip(copy.weights, generator.weights):
+        average.assign(weight)
+    copy.trainable = False
+    return copy
 
 
 def _after(tensors, value):

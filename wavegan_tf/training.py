@@ -9,6 +9,7 @@ directory::
       config.json        the WaveGANConfig (architecture, objective, batch size, seed)
       training.json      the TrainingOptions (data_dir, train_steps, save/preview intervals, ...)
       checkpoints/       tf.train.CheckpointManager files: G, D, both optimizers, step, RNG state
+                         (and G's weight average with ema_decay > 0)
       logs/              TensorBoard events: d_loss, g_loss, wasserstein, gp per step, and
                          "generated" and "real" audio at every preview
       preview_z.npy      the fixed z of the previews, drawn once from the seed
@@ -31,17 +32,20 @@ file order) and read back on resume, so :class:`~wavegan_tf.gan.WaveGAN` trains 
 unchanged. Previews, evaluation and the export hear G through Griffin-Lim
 (``griffin_lim_iters``).
 
-The settings files are written once the data has loaded, so a call that fails before (a data
-folder that does not exist, no usable audio) leaves nothing that would fix the next call's
-settings. Resuming: calling :func:`train` again on the same directory restores the newest
-checkpoint and continues the step count. The saved ``config.json`` and ``training.json`` are
-the run's settings; only the values passed explicitly are applied on top of them. Values that
-shape the weights or the optimizer state, and the seed (:data:`FIXED_ON_RESUME`), cannot
-change: passing a different one is a ``ValueError`` naming each field with its saved and given
-value. Everything else (e.g.
-``train_steps``, learning rates, ``n_critic``, ``batch_size``, ``data_dir``) may change and the
-new value is saved. The data stream of a resumed run is seeded from (seed, start step), so it
-does not replay the batches the run began with.
+The settings files are written once the data has loaded, so a call that fails before (a data folder
+that does not exist, no usable audio) leaves nothing that would fix the next call's settings.
+Resuming: calling :func:`train` again on the same directory restores the newest checkpoint and
+continues the step count. The saved ``config.json`` and ``training.json`` are the run's settings;
+only the values passed explicitly are applied on top of them. Values that shape the weights or the
+optimizer state, and the seed (:data:`FIXED_ON_RESUME`), cannot change: passing a different one is
+a ``ValueError`` naming each field with its saved and given value. Everything else (e.g.
+``train_steps``, learning rates, ``n_critic``, ``batch_size``, ``data_dir``, ``augment``,
+``ema_decay``) may change and the new value is saved. Weight averaging turned on at a resume starts
+from the restored G; turned off, the saved average is dropped. The data stream of a resumed run is
+seeded from (seed, start step), so it does not replay the batches the run began with.
+
+With ``ema_decay > 0`` the previews, the evaluations, the best generator and the export are of
+G's weight average (:attr:`wavegan_tf.gan.WaveGAN.sampling_generator`).
 
 Checkpoints are written every ``save_every_steps`` steps, after the first step that ends
 ``save_every_secs`` seconds after the previous save, at the end of the run and when SIGINT or
@@ -519,8 +523,9 @@ def _model_inputs(batches, moments):
 
 
 def _audio_generator(gan, run):
-    """The training G as a model from z to audio (SpecGAN: followed by Griffin-Lim)."""
-    return run.config.build_audio_generator(gan.generator, run.moments)
+    """The G to listen to (the weight average when there is one) as a model from z to audio
+    (SpecGAN: followed by Griffin-Lim)."""
+    return run.config.build_audio_generator(gan.sampling_generator, run.moments)
 
 
 def _first_audio(batches):
@@ -629,10 +634,25 @@ class _CheckpointSaver:
         self.last_path = None
 
     def restore(self):
-        """Restores the newest usable checkpoint, if any (the state then continues from it)."""
+        """Restores the newest usable checkpoint, if any (the state then continues from it).
+
+        Weight averaging may be switched on or off on resume: a run that turns it on starts the
+        average from the restored G; one that turns it off drops the saved average.
+        """
         path = self.resume_from
         if path:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            saved_average = checkpoints.holds_average(path)
+            if self.gan.ema_generator is not None and not saved_average:
+                checkpoints.make_checkpoint(self.gan, self.checkpoint.step,
+                                            with_average=False).restore(
+                    path).assert_existing_objects_matched()
+                self.gan.reset_average()
+                logging.info("Weight averaging starts at this resume, from the restored G.")
+            elif self.gan.ema_generator is None and saved_average:
+                self.checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
+                logging.info("Weight averaging is off: the averaged G of %s is not used.", path)
+            else:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
             self.last_step = int(self.checkpoint.step.numpy())
             self.last_path = path
             logging.info("Resuming from %s (step %d).", path, self.last_step)
@@ -642,7 +662,8 @@ class _CheckpointSaver:
         save left) when it cannot be written."""
         if step == self.last_step:
             return
-        variables = self.gan.generator.variables + self.gan.discriminator.variables
+        variables = (self.gan.sampling_generator.variables + self.gan.generator.variables
+                     + self.gan.discriminator.variables)
         if not all(bool(keras.ops.all(keras.ops.isfinite(v))) for v in variables
                    if keras.backend.is_float_dtype(v.dtype)):
             raise TrainingDiverged(f"the weights hold NaN or infinite values at step {step}")

@@ -34,7 +34,7 @@ import sys
 
 from absl import app, flags, logging
 
-from wavegan_tf import distribute, losses, models, training
+from wavegan_tf import augment, distribute, losses, models, training
 from wavegan_tf.cli import run_program
 from wavegan_tf.config import MODEL_DEFAULTS, MODELS, WaveGANConfig
 
@@ -103,6 +103,17 @@ flags.DEFINE_float("clip_value", _CONFIG.clip_value,
 flags.DEFINE_integer("griffin_lim_iters", _CONFIG.griffin_lim_iters,
                      "SpecGAN: Griffin-Lim iterations from spectrogram to audio in previews, "
                      "evaluation and the export.")
+flags.DEFINE_float("ema_decay", _CONFIG.ema_decay,
+                   "Generator weight averaging: the decay of an exponential moving average of "
+                   "G's weights (e.g. 0.999; 0 = off, the paper). Previews, --eval_every_steps, "
+                   "the best and final exports and generate.py use the average; checkpoints "
+                   "hold both. Turned on at a resume, the average starts from the restored G.")
+flags.DEFINE_list("augment", _CONFIG.augment,
+                  "Differentiable augmentation of every clip D sees, real and generated, for "
+                  f"small datasets: comma-separated policies out of {','.join(augment.POLICIES)} "
+                  f"(random gain of +-{augment.GAIN_DB:g} dB, time shift of up to "
+                  f"{augment.SHIFT_FRACTION:g} of the clip, a zeroed window of "
+                  f"{augment.MASK_FRACTION:g} of the clip). Default: none (the paper).")
 # Running the job.
 flags.DEFINE_integer("train_steps", _OPTIONS.train_steps,
                      "Total generator steps; training stops when the step count (including "

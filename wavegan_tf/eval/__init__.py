@@ -4,6 +4,9 @@
 * :mod:`~wavegan_tf.eval.classifier`: build, train, save and load the classifier.
 * :mod:`~wavegan_tf.eval.metrics`: inception score, FID, nearest-neighbour distances, NDB.
 * :mod:`~wavegan_tf.eval.scoring`: the report of ``evaluate.py score`` and a training hook.
+* :mod:`~wavegan_tf.eval.audio_stats`: model-free statistics for unlabelled audio.
+* :mod:`~wavegan_tf.eval.learning_curve`: scores against steps and minutes, for
+  ``bench/quality.py``.
 """
 
 from wavegan_tf.eval.classifier import (AudioClassifier, build_classifier, load_classifier,

@@ -45,8 +45,9 @@ class PeriodicEvaluation:
     Args:
         eval_fn: ``eval_fn(generator) -> dict`` with at least ``inception_score``
             (:func:`wavegan_tf.eval.make_eval_fn`).
-        generator: the training G as a model from z to audio (for SpecGAN with Griffin-Lim,
-            :meth:`wavegan_tf.config.WaveGANConfig.build_audio_generator`).
+        generator: the G to score and export, as a model from z to audio: the run's
+            ``sampling_generator`` (its weight average when it has one), for SpecGAN followed
+            by Griffin-Lim (:meth:`wavegan_tf.config.WaveGANConfig.build_audio_generator`).
         config: the run's WaveGANConfig (to build a float32 copy of G for the export).
         train_dir: where ``eval.jsonl``, ``best.json`` and ``best/`` are written.
         writer: the run's ``tf.summary`` writer.

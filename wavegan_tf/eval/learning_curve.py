@@ -1,0 +1,256 @@
+"""Learning curves: how good G sounds against training steps and minutes, for several variants.
+
+:func:`train_curve` trains one configuration from its seed for a fixed budget (steps, minutes
+or both: whichever ends first) and scores G every ``eval_every`` steps, and once before the first
+step, with a :class:`CurveScorer`. Variants of one comparison (:func:`variant_configs`) differ
+only in the settings they name: the same seed gives them the same initial weights and data
+order. The minutes are those of training alone; scoring pauses the clock.
+
+A :class:`CurveScorer` always measures the model-free :mod:`~wavegan_tf.eval.audio_stats` of the
+generated clips; given a classifier (labelled data) it adds the project's evaluation
+(:mod:`wavegan_tf.eval.scoring`): inception score, FID, |D|self, |D|train, NDB against the
+reference clips, the number of classes the classifier finds among the clips, and the label
+accuracy of a conditional G. :meth:`CurveScorer.real_scores` gives the same figures for real
+clips: the ceiling of each curve.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import soxr
+
+from wavegan_tf import generation
+from wavegan_tf.eval import audio_stats, classifier as classifier_lib, labelled, metrics
+from wavegan_tf.eval import scoring
+from wavegan_tf.eval.features import fit_batch
+
+BASELINE = "baseline"
+# The settings each variant part turns on; parts join with "+", e.g. "ema+augment".
+VARIANT_PARTS = ("ema", "augment")
+SCORE_BATCH = 64
+
+
+def variant_configs(names, ema_decay, augment):
+    """``{name: WaveGANConfig overrides}`` for variant names such as ``baseline``, ``ema``,
+    ``augment`` or ``ema+augment``; ValueError naming ``variants`` for unknown or repeated
+    names."""
+    names = [str(n).strip() for n in names]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"variants must name at least one variant, each once, got "
+                         f"variants={names!r}")
+    settings = {"ema": {"ema_decay": ema_decay}, "augment": {"augment": list(augment)}}
+    configs = {}
+    for name in names:
+        parts = [] if name == BASELINE else name.split("+")
+        if any(p not in VARIANT_PARTS for p in parts) or len(set(parts)) != len(parts):
+            raise ValueError(f"variants: unknown variant {name!r}; use {BASELINE!r} or parts of "
+                             f"{list(VARIANT_PARTS)} joined by '+' (e.g. 'ema+augment')")
+        configs[name] = {k: v for p in parts for k, v in settings[p].items()}
+    return configs
+
+
+def labelled_layout(data_dir):
+    """``(training folder, class names)`` of a labelled folder (``DIR/<class>/`` or
+    ``DIR/{train,valid,test}/<class>/``, whose ``train/`` is trained on), else
+    ``(data_dir, None)``."""
+    train_dir = os.path.join(data_dir, "train") if labelled.has_split_folders(data_dir) \
+        else data_dir
+    try:
+        return train_dir, labelled.class_folders(train_dir)
+    except ValueError:
+        return data_dir, None
+
+
+def ensure_classifier(path, data_dir, *, epochs, filters, slice_len, sample_rate, seed=0):
+    """The classifier at ``path``, trained on ``data_dir`` first if there is none there.
+
+    A classifier is trained once and reused by later comparisons on the same data; one that was
+    trained on another folder is a ValueError naming the path.
+    """
+    if os.path.isfile(path):
+        loaded = classifier_lib.load_classifier(path)
+        trained_on = loaded.metadata.get("data_dir")
+        if trained_on != os.path.abspath(data_dir):
+            raise ValueError(f"classifier {path!r} was trained on {trained_on!r}, not "
+                             f"{os.path.abspath(data_dir)!r}: delete it or give another path")
+        return path
+    classifier_lib.train_classifier(data_dir, path, epochs=epochs, filters=filters,
+                                    slice_len=slice_len, sample_rate=sample_rate, seed=seed,
+                                    verbose=0)
+    return path
+
+
+class CurveScorer:
+    """Scores a generator on ``n`` fixed z (see the module doc).
+
+    Args:
+        real_clips: real training clips ``[m, time, channels]`` for the real statistics.
+        sample_rate: of the generator and the real clips.
+        n: clips generated per score.
+        seed: of the z (and the held-out split of an unsplit labelled folder).
+        classifier_path: a classifier of :mod:`wavegan_tf.eval.classifier`, or None for the
+            statistics alone.
+        reference_dir: the labelled folder (either layout): reference and held-out real clips,
+            as ``evaluate.py score --reference`` takes them.
+        class_names: the classes of a conditional G (clips cycle through them), else None.
+    """
+
+    def __init__(self, real_clips, sample_rate, n, seed=0, classifier_path=None,
+                 reference_dir=None, class_names=None):
+        self.real_clips = np.asarray(real_clips)
+        self.sample_rate = int(sample_rate)
+        self.n = int(n)
+        self.seed = seed
+        self.splits = min(metrics.DEFAULT_SPLITS, self.n)
+        self.class_names = class_names
+        self.labels = None if class_names is None else scoring.cycled_labels(
+            self.n, len(class_names))
+        self.classifier = None
+        if classifier_path is not None:
+            self.classifier = classifier_lib.load_classifier(classifier_path)
+            ref_paths, held_paths, _ = scoring.reference_files(reference_dir, seed=seed)
+            bins = min(metrics.DEFAULT_NDB_BINS, max(2, len(ref_paths) // 10))
+            self.reference = scoring.prepare_reference(
+                scoring.embed_files(self.classifier, ref_paths), bins, seed)
+            self.heldout = scoring.embed_files(self.classifier, held_paths)
+            self.nn_samples = min(self.n, len(self.heldout), scoring.DEFAULT_NN_SAMPLES)
+
+    def generate(self, generator):
+        """The ``n`` clips of ``generator`` from the fixed z, clipped to [-1, 1]."""
+        z = generation.sample_z(self.n, int(self.latent_input(generator)[-1]),
+                                self.seed)
+        parts = []
+        for start in range(0, self.n, SCORE_BATCH):
+            rows = slice(start, start + SCORE_BATCH)
+            inputs = z[rows] if self.labels is None else [z[rows], self.labels[rows]]
+            parts.append(np.asarray(generator(inputs, training=False)))
+        return np.clip(np.concatenate(parts), -1.0, 1.0)
+
+    @staticmethod
+    def latent_input(generator):
+        shape = generator.input_shape
+        return shape[0] if isinstance(shape, list) else shape
+
+    def __call__(self, generator):
+        """The scores of ``generator`` (a dict of floats)."""
+        audio = self.generate(generator)
+        scores = audio_stats.clip_statistics(audio, self.sample_rate)
+        if self.classifier is None:
+            return scores
+        embeddings = self._embed(audio)
+        found = scoring.sample_metrics(embeddings, self.reference, self.splits, self.nn_samples)
+        scores.update(_classifier_scores(found))
+        histogram = scoring.class_histogram(embeddings, self.classifier.class_names)
+        scores["classes_present"] = sum(share > 0 for share in histogram.values())
+        if self.labels is not None:
+            scores["label_accuracy"] = scoring.label_accuracy(
+                embeddings, self.labels, self.class_names, self.classifier.class_names)[0]
+        return scores
+
+    def real_scores(self):
+        """The same figures for real clips: statistics of ``real_clips`` and, with a
+        classifier, the scores of the held-out real clips (split like ``n`` generated ones)."""
+        scores = audio_stats.clip_statistics(self.real_clips, self.sample_rate)
+        if self.classifier is None:
+            return scores
+        splits = metrics.splits_for(len(self.heldout), self.n // self.splits, self.splits)
+        found = scoring.sample_metrics(self.heldout, self.reference, splits, self.nn_samples)
+        scores.update(_classifier_scores(found))
+        histogram = scoring.class_histogram(self.heldout, self.classifier.class_names)
+        scores["classes_present"] = sum(share > 0 for share in histogram.values())
+        return scores
+
+    def _embed(self, audio):
+        audio = audio.mean(axis=2) if audio.ndim == 3 else audio
+        if self.sample_rate != self.classifier.sample_rate:
+            audio = soxr.resample(audio.T, self.sample_rate, self.classifier.sample_rate).T
+        return self.classifier.embed(fit_batch(audio, self.classifier.slice_len))
+
+
+def _classifier_scores(found):
+    keys = ("inception_score", "inception_score_std", "fid", "d_self", "d_train", "ndb_over_k")
+    return {key: float(found[key]) for key in keys}
+
+
+@dataclasses.dataclass
+class Budget:
+    """Training budget: ``steps`` generator steps and/or ``minutes`` of training (0 = no
+    limit of that kind; at least one must be set)."""
+
+    steps: int = 0
+    minutes: float = 0.0
+
+    def __post_init__(self):
+        if self.steps < 0 or self.minutes < 0 or not (self.steps or self.minutes):
+            raise ValueError(f"the budget needs steps > 0 or minutes > 0 (both >= 0), got "
+                             f"steps={self.steps!r}, minutes={self.minutes!r}")
+
+
+def train_curve(config, data_dir, budget, eval_every, scorer, report=None):
+    """Trains ``config`` (a WaveGANConfig) on ``data_dir`` within ``budget``; returns the
+    curve: one dict per evaluation with ``step``, ``minutes``, the scores of
+    ``scorer(gan.sampling_generator)`` and the step's mean Wasserstein estimate (or D loss).
+
+    ``report(point)`` is called with each point as it is measured.
+    """
+    from wavegan_tf.data import audio_dataset
+    from wavegan_tf.gan import critic_batches
+
+    if int(eval_every) != eval_every or eval_every < 1:
+        raise ValueError(f"eval_every must be a positive integer, got eval_every={eval_every!r}")
+    keras.utils.set_random_seed(config.seed)
+    gan = config.build_gan()
+    labels = dict(labels=True, class_names=config.class_names) if config.conditional else {}
+    batches = audio_dataset(data_dir, slice_len=config.slice_len,
+                            sample_rate=config.sample_rate, num_channels=config.num_channels,
+                            batch_size=config.batch_size, seed=config.seed, **labels)
+    tracker = _CurveTracker(gan, budget, scorer, report)
+    tracker.measure({})
+    epochs = math.ceil(budget.steps / eval_every) if budget.steps else 10 ** 9
+    gan.fit(critic_batches(batches, config.n_critic), steps_per_epoch=int(eval_every),
+            epochs=epochs, callbacks=[tracker], verbose=0, shuffle=False)
+    return tracker.points
+
+
+class _CurveTracker(keras.callbacks.Callback):
+    """Counts steps and training time, stops at the budget, scores G after every epoch."""
+
+    def __init__(self, gan, budget, scorer, report):
+        super().__init__()
+        self.gan = gan
+        self.budget = budget
+        self.scorer = scorer
+        self.report = report
+        self.points = []
+        self.step = 0
+        self.seconds = 0.0
+        self._started = None
+
+    def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        minutes = (self.seconds + time.perf_counter() - self._started) / 60.0
+        if (self.budget.steps and self.step >= self.budget.steps) or \
+                (self.budget.minutes and minutes >= self.budget.minutes):
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += time.perf_counter() - self._started
+        self.measure(logs or {})
+        self._started = time.perf_counter()
+
+    def measure(self, logs):
+        point = {"step": self.step, "minutes": self.seconds / 60.0}
+        for key in ("wasserstein", "d_loss", "g_loss"):
+            if key in logs:
+                point[key] = float(logs[key])
+        point.update(self.scorer(self.gan.sampling_generator))
+        self.points.append(point)
+        if self.report is not None:
+            self.report(point)
