@@ -132,7 +132,7 @@ def conv1d_transpose(inputs, kernel, stride):
 
 def _plain(layer):
     """Whether a Keras conv layer's settings are the ones the polyphase product covers."""
-    return (layer.data_format == "channels_last" and layer.groups == 1
+    return (layer.data_format == "channels_last" and getattr(layer, "groups", 1) == 1
             and tuple(layer.dilation_rate) == (1,) and layer.strides[0] > 1)
 
 
