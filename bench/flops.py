@@ -1,4 +1,5 @@
-"""Analytic FLOP counts of WaveGAN's convolutions and dense layers, per example and iteration.
+"""Analytic FLOP counts of WaveGAN's convolutions and dense layers, per example and iteration,
+and the machine's measured fp32 matmul peak that the benchmarks compare them with.
 
 A multiply-add counts as 2 FLOPs. Conv1D: 2 * L_out * K * C_in * C_out; Conv1DTranspose:
 2 * L_in * K * C_in * C_out; Dense: 2 * n_in * n_out. Element-wise ops are not counted.
@@ -7,6 +8,8 @@ Training multipliers (in units of one forward pass): a backward pass for weights
 costs 2, for inputs only 1. The gradient penalty costs 6 critic passes: the forward on x_hat (1),
 the input gradient (1), and differentiating both of those with respect to the weights (4).
 """
+
+import time
 
 import keras
 
@@ -33,3 +36,29 @@ def iteration_flops(generator, discriminator, batch_size, n_critic=5, gradient_p
     critic = f_g + 2 * f_d + 4 * f_d + (6 * f_d if gradient_penalty else 0)
     gen = 3 * f_g + 2 * f_d
     return batch_size * (n_critic * critic + gen)
+
+
+def matmul_peak_gflops(n=2048, repeats=20):
+    """Best observed fp32 matmul throughput of this machine in GFLOP/s.
+
+    The products are chained (each depends on the last) so no two are the same expression and
+    none can be merged or skipped by the graph optimiser.
+    """
+    import tensorflow as tf
+
+    a = tf.random.uniform((n, n))
+    b = tf.random.uniform((n, n), maxval=1.0 / n)
+
+    @tf.function
+    def chain(x):
+        for _ in range(repeats):
+            x = tf.matmul(x, b)
+        return x
+
+    chain(a)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        chain(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 * repeats / best / 1e9

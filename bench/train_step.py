@@ -3,12 +3,16 @@
 One iteration is ``n_critic`` critic updates and one generator update (the paper's unit). Each
 (size, mode) runs in its own process so that its peak memory (max RSS) is its own. Modes:
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
-``mixed_bfloat16`` policy). The fp32 matmul peak is measured in the same run, so the printed
+``mixed_bfloat16`` policy). Each is timed with the convolution formulations of ``--convs``
+(``wavegan_tf.polyphase_conv``: ``auto``, the library's choice per layer shape, and
+``standard``, TensorFlow's convolutions everywhere), and the speed-up of the first over each
+other one is printed. The fp32 matmul peak is measured in the same run, so the printed
 ``peak_ratio`` compares like with like. The last line holds ``name=value`` pairs.
 
     python bench/train_step.py                          # d=64/batch 64 and d=16/batch 16
     python bench/train_step.py --sizes 16x16 --modes default,bf16 --iters 3
     python bench/train_step.py --sizes 64x64 --modes default --micro_batches 1,2,4
+    python bench/train_step.py --sizes 64x16 --modes default --convs auto,standard
 """
 
 import itertools
@@ -21,6 +25,8 @@ import time
 
 from absl import app, flags
 
+import flops
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLAGS = flags.FLAGS
@@ -28,47 +34,32 @@ flags.DEFINE_list("sizes", ["64x64", "16x16"], "model_dim x batch_size pairs to 
 flags.DEFINE_list("modes", ["default", "jit", "bf16"], "Modes: default, jit, bf16.")
 flags.DEFINE_list("micro_batches", ["1"],
                   "WaveGAN micro_batches values to measure (1: whole batch; K: K equal parts).")
+flags.DEFINE_list("convs", ["auto", "standard"],
+                  "Convolution formulations to measure (auto, standard, polyphase); the first "
+                  "is compared with each other one.")
 flags.DEFINE_integer("iters", 2, "Timed iterations per measurement (after one warm-up).")
 flags.DEFINE_integer("n_critic", 5, "Critic updates per iteration.")
 flags.DEFINE_string("worker", None,
-                    "Internal: run one 'size:mode:micro_batches' measurement and print JSON.")
+                    "Internal: run one 'size:mode:micro_batches:conv' measurement and print "
+                    "JSON.")
 
 MODES = ("default", "jit", "bf16")
 
 
-def matmul_peak_gflops(n=2048, repeats=20):
-    """Best observed fp32 matmul throughput of this machine in GFLOP/s.
-
-    The products are chained (each depends on the last) so no two are the same expression and
-    none can be merged or skipped by the graph optimiser.
-    """
-    import tensorflow as tf
-
-    a = tf.random.uniform((n, n))
-    b = tf.random.uniform((n, n), maxval=1.0 / n)
-
-    @tf.function
-    def chain(x):
-        for _ in range(repeats):
-            x = tf.matmul(x, b)
-        return x
-
-    chain(a)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        chain(a).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 * repeats / best / 1e9
-
-
-def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1):
+def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1, conv="auto"):
     """Times ``iters`` iterations after one warm-up; returns a result dict."""
+    from wavegan_tf.polyphase_conv import conv_formulation
+
+    with conv_formulation(conv):
+        result = _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches)
+    return dict(result, conv=conv)
+
+
+def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches):
     import keras
     import numpy as np
     import tensorflow as tf
 
-    import flops
     from wavegan_tf import WaveGAN, build_discriminator, build_generator
 
     if mode == "bf16":
@@ -96,35 +87,51 @@ def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1):
 
 
 def run_worker(spec):
-    size, mode, micro_batches = spec.split(":")
+    size, mode, micro_batches, conv = spec.split(":")
     model_dim, batch_size = (int(v) for v in size.split("x"))
     print(json.dumps(measure(model_dim, batch_size, mode, FLAGS.iters, FLAGS.n_critic,
-                             int(micro_batches))))
+                             int(micro_batches), conv)))
 
 
 def run_all():
     for mode in FLAGS.modes:
         if mode not in MODES:
             raise app.UsageError(f"--modes: unknown mode {mode!r}; choose from {MODES}")
+    from wavegan_tf.polyphase_conv import FORMULATIONS
+
+    for conv in FLAGS.convs:
+        if conv not in FORMULATIONS:
+            raise app.UsageError(f"--convs: unknown formulation {conv!r}; choose from "
+                                 f"{FORMULATIONS}")
     for value in FLAGS.micro_batches:
         if not value.isdigit() or int(value) < 1:
             raise app.UsageError(f"--micro_batches: {value!r} is not a positive integer")
-    peak = matmul_peak_gflops()
+    peak = flops.matmul_peak_gflops()
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
     summary = {"peak_gflops": round(peak, 1)}
     for size, mode, micro_batches in itertools.product(FLAGS.sizes, FLAGS.modes,
                                                        FLAGS.micro_batches):
-        result = _spawn(f"{size}:{mode}:{micro_batches}")
-        ratio = result["gflops"] / peak
         label = mode if micro_batches == "1" else f"{mode}/mb{micro_batches}"
-        print(f"d={result['model_dim']:<3} batch={result['batch_size']:<3} {label:<10} "
-              f"{result['sec_per_iter']:8.2f} s/iter {1 / result['sec_per_iter']:7.3f} it/s "
-              f"{result['gflops']:7.1f} GFLOP/s ({ratio:.0%} of fp32 peak) "
-              f"peak mem {result['peak_mem_mb']:.0f} MB", flush=True)
-        key = f"d{result['model_dim']}b{result['batch_size']}_{label.replace('/', '_')}"
-        summary[f"{key}_sec_per_iter"] = round(result["sec_per_iter"], 3)
-        summary[f"{key}_peak_ratio"] = round(ratio, 3)
-        summary[f"{key}_peak_mem_mb"] = round(result["peak_mem_mb"])
+        first = None
+        for conv in FLAGS.convs:
+            result = _spawn(f"{size}:{mode}:{micro_batches}:{conv}")
+            ratio = result["gflops"] / peak
+            line = (f"d={result['model_dim']:<3} batch={result['batch_size']:<3} {label:<10} "
+                    f"conv={conv:<9} {result['sec_per_iter']:8.2f} s/iter "
+                    f"{result['gflops']:7.1f} GFLOP/s ({ratio:.0%} of fp32 peak) "
+                    f"peak mem {result['peak_mem_mb']:.0f} MB")
+            key = f"d{result['model_dim']}b{result['batch_size']}_{label.replace('/', '_')}"
+            key += "" if conv == "auto" else f"_{conv}"
+            summary[f"{key}_sec_per_iter"] = round(result["sec_per_iter"], 3)
+            summary[f"{key}_peak_ratio"] = round(ratio, 3)
+            summary[f"{key}_peak_mem_mb"] = round(result["peak_mem_mb"])
+            if first is None:
+                first = (conv, result["sec_per_iter"])
+            else:
+                speedup = result["sec_per_iter"] / first[1]
+                line += f"  conv={first[0]} is {speedup:.2f}x faster"
+                summary[f"{key}_speedup_{first[0]}"] = round(speedup, 3)
+            print(line, flush=True)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
 
 
