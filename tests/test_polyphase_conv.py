@@ -153,25 +153,43 @@ def test_unsupported_settings_fall_back_to_the_standard_convolution():
 
 def test_auto_rule_picks_the_few_steps_wide_layers_on_cpu(monkeypatch):
     monkeypatch.setattr(polyphase_conv, "_on_accelerator", lambda: False)
-    assert polyphase_conv.use_polyphase(64, 512, 1024)       # D's last layer at d=64
-    assert polyphase_conv.use_polyphase(16, 512, 1024)       # G's first layer at d=64
-    assert not polyphase_conv.use_polyphase(256, 256, 512)
-    assert not polyphase_conv.use_polyphase(64, 128, 256)    # d=16
+    assert polyphase_conv.use_polyphase(16, 1024)       # D's last, G's first layer at d=64
+    assert not polyphase_conv.use_polyphase(64, 512)    # D's and G's next ones
+    assert not polyphase_conv.use_polyphase(16, 256)    # d=16
     with conv_formulation("standard"):
-        assert not polyphase_conv.use_polyphase(64, 512, 1024)
+        assert not polyphase_conv.use_polyphase(16, 1024)
     with conv_formulation("polyphase"):
-        assert polyphase_conv.use_polyphase(4096, 1, 64)
-    assert polyphase_conv.use_polyphase(64, 512, 1024)
+        assert polyphase_conv.use_polyphase(4096, 64)
+    assert polyphase_conv.use_polyphase(16, 1024)
 
 
 def test_accelerators_keep_the_standard_convolution(monkeypatch):
     monkeypatch.setattr(polyphase_conv, "_on_accelerator", lambda: True)
-    assert not polyphase_conv.use_polyphase(64, 512, 1024)
+    assert not polyphase_conv.use_polyphase(16, 1024)
     with conv_formulation("polyphase"):
-        assert polyphase_conv.use_polyphase(64, 512, 1024)
+        assert polyphase_conv.use_polyphase(16, 1024)
 
 
 def test_unknown_formulation_is_an_error_naming_the_choices():
     with pytest.raises(ValueError, match="must be one of .*'auto'.*got 'fast'"):
         with conv_formulation("fast"):
             pass
+
+
+def test_auto_rule_runs_only_the_wide_few_step_layers_of_the_models_as_matmuls(monkeypatch):
+    """At d=32, G's first layer (16 input steps, 512 channels) and D's last (16 output steps,
+    512 channels)."""
+    monkeypatch.setattr(polyphase_conv, "_on_accelerator", lambda: False)
+    calls = []
+    for name in ("conv1d", "conv1d_transpose"):
+        original = getattr(polyphase_conv, name)
+
+        def record(inputs, *args, original=original, **kwargs):
+            calls.append(tuple(inputs.shape[1:]))
+            return original(inputs, *args, **kwargs)
+
+        monkeypatch.setattr(polyphase_conv, name, record)
+    generator, discriminator = build_generator(model_dim=32), build_discriminator(model_dim=32)
+    calls.clear()
+    discriminator(generator(_random(1, 100)))
+    assert calls == [(16, 512), (64, 256)]

@@ -11,8 +11,8 @@ Both give the values of ``tf.nn.conv1d`` / ``tf.nn.conv1d_transpose`` up to floa
 their gradients, to any order, are those of a pad, slices, a concatenation and a matmul.
 
 On CPUs some shapes run several times faster this way than as TensorFlow's convolution (which
-reaches only a fraction of the matmul speed at few, long-channel time steps), others slower
-(the stacked frames are ``Q * stride / stride`` = 7 times the input's size). :func:`use_polyphase`
+reaches only a fraction of the matmul speed at few time steps of many channels), others
+slower (the stacked frames hold ``Q`` = 7 copies of the input). :func:`use_polyphase`
 decides per layer shape by the rule measured in ``bench/conv_layers.py`` (see the README's
 Performance section); GPUs and TPUs keep the standard convolution.
 
@@ -29,10 +29,10 @@ import tensorflow as tf
 
 FORMULATIONS = ("auto", "standard", "polyphase")
 # Polyphase wins on CPU when a layer has few time steps and many channels (measured in
-# bench/conv_layers.py, see the README): at most this many output steps (forward convolution) or
-# input steps (transposed convolution), with at least MIN_CHANNELS channels on its wide side.
-# At d=64 these are D's last and G's first layer, 2.3-3.1x faster in training.
-MAX_STEPS = 64
+# bench/conv_layers.py, see the README): at most this many steps on its short side (the output
+# of a forward convolution, the input of a transposed one), with at least MIN_CHANNELS input or
+# output channels. At d=64 these are D's last and G's first layer, 2.3-3.1x faster in training.
+MAX_STEPS = 16
 MIN_CHANNELS = 512
 
 _state = {"formulation": "auto"}
@@ -56,19 +56,19 @@ def _on_accelerator():
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
-def use_polyphase(steps, narrow_channels, wide_channels):
+def use_polyphase(steps, channels):
     """Whether a layer of this shape runs as the polyphase matmul under the current formulation.
 
     ``steps`` is the number of output steps of a forward convolution or of input steps of a
-    transposed one; the channels are its input and output channel counts, smaller first.
+    transposed one (its short side); ``channels`` the larger of its input and output channel
+    counts.
     """
     formulation = _state["formulation"]
     if formulation != "auto":
         return formulation == "polyphase"
     if _on_accelerator():
         return False
-    del narrow_channels
-    return steps <= MAX_STEPS and wide_channels >= MIN_CHANNELS
+    return steps <= MAX_STEPS and channels >= MIN_CHANNELS
 
 
 def _same_padding(length_in, length_out, kernel_len, stride):
@@ -141,13 +141,14 @@ class PolyphaseConv1D(keras.layers.Conv1D):
     """``keras.layers.Conv1D`` that runs as the polyphase matmul where :func:`use_polyphase`
     says so (strided, channels-last, 'same' or 'valid' padding, static length)."""
 
-    def convolution_op(self, inputs, kernel):
-        if _plain(self) and self.padding in ("same", "valid") and inputs.shape[1] is not None:
-            steps = self.compute_output_shape(inputs.shape)[1]
-            channels = sorted((inputs.shape[-1], self.filters))
-            if use_polyphase(steps, *channels):
-                return conv1d(inputs, kernel, self.strides[0], self.padding)
-        return super().convolution_op(inputs, kernel)
+    def call(self, inputs):
+        if not (_plain(self) and self.padding in ("same", "valid")
+                and inputs.shape[1] is not None):
+            return super().call(inputs)
+        steps = self.compute_output_shape(inputs.shape)[1]
+        if not use_polyphase(steps, max(inputs.shape[-1], self.filters)):
+            return super().call(inputs)
+        return _finish(self, conv1d(inputs, self.kernel, self.strides[0], self.padding))
 
 
 @keras.saving.register_keras_serializable(package="wavegan_tf")
@@ -159,12 +160,15 @@ class PolyphaseConv1DTranspose(keras.layers.Conv1DTranspose):
         if not (_plain(self) and self.padding == "same" and self.output_padding is None
                 and inputs.shape[1] is not None):
             return super().call(inputs)
-        channels = sorted((inputs.shape[-1], self.filters))
-        if not use_polyphase(inputs.shape[1], *channels):
+        if not use_polyphase(inputs.shape[1], max(inputs.shape[-1], self.filters)):
             return super().call(inputs)
-        outputs = conv1d_transpose(inputs, self.kernel, self.strides[0])
-        if self.use_bias:
-            outputs = outputs + tf.reshape(self.bias, [1, 1, self.filters])
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return _finish(self, conv1d_transpose(inputs, self.kernel, self.strides[0]))
+
+
+def _finish(layer, outputs):
+    """The bias and activation of a Keras conv layer, applied to its convolution's outputs."""
+    if layer.use_bias:
+        outputs = outputs + tf.reshape(layer.bias, [1, 1, layer.filters])
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return outputs
