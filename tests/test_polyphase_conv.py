@@ -151,8 +151,8 @@ def test_unsupported_settings_fall_back_to_the_standard_convolution():
         _close(layer(x), reference(x))
 
 
-def test_auto_rule_picks_the_few_steps_wide_layers_on_cpu(monkeypatch):
-    monkeypatch.setattr(polyphase_conv, "_on_accelerator", lambda: False)
+def test_auto_rule_picks_the_few_steps_wide_layers_on_avx2_cpus(monkeypatch):
+    monkeypatch.setattr(polyphase_conv, "_polyphase_device", lambda: True)
     assert polyphase_conv.use_polyphase(16, 1024)       # D's last, G's first layer at d=64
     assert not polyphase_conv.use_polyphase(64, 512)    # D's and G's next ones
     assert not polyphase_conv.use_polyphase(16, 256)    # d=16
@@ -163,8 +163,8 @@ def test_auto_rule_picks_the_few_steps_wide_layers_on_cpu(monkeypatch):
     assert polyphase_conv.use_polyphase(16, 1024)
 
 
-def test_accelerators_keep_the_standard_convolution(monkeypatch):
-    monkeypatch.setattr(polyphase_conv, "_on_accelerator", lambda: True)
+def test_other_devices_keep_the_standard_convolution(monkeypatch):
+    monkeypatch.setattr(polyphase_conv, "_polyphase_device", lambda: False)
     assert not polyphase_conv.use_polyphase(16, 1024)
     with conv_formulation("polyphase"):
         assert polyphase_conv.use_polyphase(16, 1024)
@@ -179,7 +179,7 @@ def test_unknown_formulation_is_an_error_naming_the_choices():
 def test_auto_rule_runs_only_the_wide_few_step_layers_of_the_models_as_matmuls(monkeypatch):
     """At d=32, G's first layer (16 input steps, 512 channels) and D's last (16 output steps,
     512 channels)."""
-    monkeypatch.setattr(polyphase_conv, "_on_accelerator", lambda: False)
+    monkeypatch.setattr(polyphase_conv, "_polyphase_device", lambda: True)
     calls = []
     for name in ("conv1d", "conv1d_transpose"):
         original = getattr(polyphase_conv, name)
@@ -193,3 +193,13 @@ def test_auto_rule_runs_only_the_wide_few_step_layers_of_the_models_as_matmuls(m
     calls.clear()
     discriminator(generator(_random(1, 100)))
     assert calls == [(16, 512), (64, 256)]
+
+
+@pytest.mark.parametrize("flags,expected", [("fma avx2", True), ("avx2 avx512f avx512bw", False),
+                                            ("", False)])
+def test_the_rule_applies_to_cpus_without_avx512(monkeypatch, tmp_path, flags, expected):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(polyphase_conv.bfloat16_support, "CPUINFO_PATH", str(path))
+    monkeypatch.setattr(polyphase_conv.tf.config, "list_logical_devices", lambda kind: [])
+    assert polyphase_conv._polyphase_device() is expected
