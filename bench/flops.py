@@ -1,5 +1,5 @@
 """Analytic FLOP counts of WaveGAN's and SpecGAN's convolutions and dense layers, per example
-and iteration.
+and iteration, and the machine's measured fp32 matmul peak that the benchmarks compare them with.
 
 A multiply-add counts as 2 FLOPs. Conv1D/Conv2D: 2 * positions_out * K * C_in * C_out;
 Conv1DTranspose/Conv2DTranspose: 2 * positions_in * K * C_in * C_out (positions: the length, or

@@ -1,18 +1,24 @@
-"""Benchmark: size and generation speed of each export of G: SavedModels, LiteRT, the web page.
+"""Benchmark: size and generation speed of each export of G: SavedModels (float32 and bfloat16,
+with and without the polyphase convolutions), LiteRT flatbuffers and the web page's weights.
 
 Builds a paper-size generator (d=64 by default; the weights are random, which does not change
-the cost), exports it at each precision with ``export_generator``, loads each export with plain
-``tf.saved_model.load`` and times its ``serving_default`` signature at a fixed batch size; then
-writes a LiteRT flatbuffer for each ``--tflite_weights`` type and times it in the
-``ai-edge-litert`` interpreter on the same z. The real-time factor is seconds of audio produced
-per wall-clock second; GFLOP/s counts G's convolutions and dense layer (bench/flops.py) against
-this machine's fp32 matmul peak, measured in the same run. The error of every other export is
-measured against the float32 SavedModel on the same z. Sizes are of the files each export
-needs (a SavedModel folder, a .tflite, the web page's weights.bin). The last line holds
-``name=value`` pairs.
+the cost) and exports it at each ``--precisions`` precision with each ``--convs`` convolution
+formulation (``auto``: the library's choice per layer, ``standard``: TensorFlow's transposed
+convolutions) with ``export_generator``. Each SavedModel is loaded with plain
+``tf.saved_model.load`` and its ``serving_default`` signature timed at a fixed batch size, the
+exports taking turns, each keeping its fastest call (so a load from other processes that comes
+and goes slows all of them alike). Then a LiteRT flatbuffer for each ``--tflite_weights`` type is
+timed in the ``ai-edge-litert`` interpreter on the same z, as ``generate.py`` runs it. The
+real-time factor is seconds of audio produced per wall-clock second; GFLOP/s counts G's
+convolutions and dense layer (bench/flops.py) against this machine's fp32 matmul peak, measured
+in the same run. Whether bfloat16 is native on this machine is printed first (where it is
+emulated, the bfloat16 export is slower than float32). The error of every other export is
+measured against the first one on the same z. Sizes are of the files each export needs (a
+SavedModel folder, a .tflite, the web page's weights.bin). The last line holds ``name=value``
+pairs.
 
     python bench/generate.py
-    python bench/generate.py --model_dim 16 --batches 3
+    python bench/generate.py --model_dim 16 --batches 3 --convs auto --tflite_weights ""
 """
 
 import os
@@ -23,6 +29,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+import flops
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
@@ -30,23 +38,34 @@ from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("model_dim", 64, "Generator width d (64 in the paper).")
 flags.DEFINE_integer("batch_size", 64, "Clips per call of the signature.")
-flags.DEFINE_integer("batches", 5, "Timed calls per export (after one warm-up call).")
+flags.DEFINE_integer("batches", 5, "Timed calls per export (after one warm-up call); the "
+                     "SavedModels take turns and each keeps its fastest call.")
 flags.DEFINE_list("precisions", ["float32", "bfloat16"], "SavedModel precisions to compare.")
+flags.DEFINE_list("convs", ["auto", "standard"],
+                  "Convolution formulations to export the SavedModels with (auto, standard, "
+                  "polyphase).")
 flags.DEFINE_list("tflite_weights", ["float32", "float16", "int8"],
                   "LiteRT weight types to compare (empty: none).")
 
 
-def time_export(path, z, batches):
-    """(seconds per call, audio of the first call) for the export at ``path``."""
+def time_exports(paths, z, batches):
+    """[(seconds per call, audio of the first call)] for the SavedModels at ``paths``.
+
+    The exports take turns, one call each per round, and each keeps its fastest call, so a
+    load from other processes that comes and goes slows all of them alike.
+    """
     import tensorflow as tf
 
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+    serves = [tf.saved_model.load(path).signatures["serving_default"] for path in paths]
     z = tf.constant(z)
-    audio = serve(z=z)["audio"].numpy()
-    start = time.perf_counter()
+    audios = [serve(z=z)["audio"].numpy() for serve in serves]
+    best = [float("inf")] * len(serves)
     for _ in range(batches):
-        serve(z=z)["audio"].numpy()
-    return (time.perf_counter() - start) / batches, audio
+        for i, serve in enumerate(serves):
+            start = time.perf_counter()
+            serve(z=z)["audio"].numpy()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return list(zip(best, audios))
 
 
 def time_tflite(path, z, batches):
@@ -75,17 +94,59 @@ def snr_db(reference, other):
     return float("inf") if noise == 0 else float(10 * np.log10(np.sum(reference**2) / noise))
 
 
+def _check_convs():
+    from wavegan_tf.polyphase_conv import FORMULATIONS
+
+    for conv in FLAGS.convs:
+        if conv not in FORMULATIONS:
+            raise app.UsageError(f"--convs: unknown formulation {conv!r}; choose from "
+                                 f"{FORMULATIONS}")
+
+
+def _savedmodels(train_dir):
+    """[(name, path)] of the SavedModel exports: every precision with every formulation."""
+    from wavegan_tf.export import export_generator
+    from wavegan_tf.polyphase_conv import conv_formulation
+
+    exports = []
+    for precision in FLAGS.precisions:
+        for conv in FLAGS.convs:
+            with conv_formulation(conv):
+                path = export_generator(train_dir, os.path.join(train_dir, f"{precision}_{conv}"),
+                                        precision)
+            name = f"savedmodel_{precision}" + ("" if conv == "auto" else f"_{conv}")
+            exports.append((name, path))
+    return exports
+
+
+def _timed_exports(train_dir, z):
+    """[(name, path, seconds per call, audio)] of every export, SavedModels first."""
+    from wavegan_tf.tflite_export import export_tflite
+
+    savedmodels = _savedmodels(train_dir)
+    timed = [(name, path, seconds, audio) for (name, path), (seconds, audio)
+             in zip(savedmodels, time_exports([p for _, p in savedmodels], z, FLAGS.batches))]
+    for weights in FLAGS.tflite_weights:
+        path = export_tflite(train_dir, os.path.join(train_dir, f"g_{weights}.tflite"),
+                             weights=weights)
+        timed.append((f"tflite_{weights}", path) + time_tflite(path, z, FLAGS.batches))
+    return timed
+
+
 def main(argv):
     del argv
-    import flops
     from random_run import make_train_dir
-    from train_step import matmul_peak_gflops
 
-    from wavegan_tf.export import export_generator, load_keras_generator
-    from wavegan_tf.tflite_export import export_tflite
+    from wavegan_tf.bfloat16_support import bfloat16_support
+    from wavegan_tf.export import load_keras_generator
     from wavegan_tf.web_export import layer_graph
 
-    summary = {"peak_gflops": round(matmul_peak_gflops())}
+    _check_convs()
+    support = bfloat16_support()
+    native = {True: "native", False: "emulated", None: "unknown"}[support.native]
+    print(f"bfloat16: {native} ({support.reason})")
+    peak = flops.matmul_peak_gflops()
+    summary = {"bfloat16": native, "peak_gflops": round(peak, 1)}
     with tempfile.TemporaryDirectory() as train_dir:
         config = make_train_dir(train_dir, FLAGS.model_dim)
         z = np.random.default_rng(0).uniform(
@@ -94,40 +155,45 @@ def main(argv):
         generator = load_keras_generator(train_dir)[1]
         work = FLAGS.batch_size * flops.forward_flops(generator)
         web_mb = sum(array.nbytes for array in layer_graph(generator)[1]) / 2**20
-        print(f"peak fp32 matmul {summary['peak_gflops']} GFLOP/s; web page weights.bin "
-              f"{web_mb:.1f} MiB", flush=True)
+        print(f"fp32 matmul peak: {peak:.1f} GFLOP/s; web page weights.bin {web_mb:.1f} MiB",
+              flush=True)
         summary["size_mb_web"] = round(web_mb, 1)
-        exports = [("savedmodel", precision) for precision in FLAGS.precisions]
-        exports += [("tflite", weights) for weights in FLAGS.tflite_weights]
+        timed = _timed_exports(train_dir, z)
         reference = None
-        for kind, variant in exports:
-            if kind == "savedmodel":
-                path = export_generator(train_dir, os.path.join(train_dir, variant), variant)
-                seconds, audio = time_export(path, z, FLAGS.batches)
-            else:
-                path = export_tflite(train_dir, os.path.join(train_dir, f"g_{variant}.tflite"),
-                                     weights=variant)
-                seconds, audio = time_tflite(path, z, FLAGS.batches)
-            name = f"{kind}_{variant}"
+        for name, path, seconds, audio in timed:
             rtf = audio_seconds / seconds
             gflops = work / seconds / 1e9
             size = folder_mb(path)
-            line = (f"d={FLAGS.model_dim} batch={FLAGS.batch_size} {name:<20} {size:7.1f} MiB "
+            line = (f"d={FLAGS.model_dim} batch={FLAGS.batch_size} {name:<28} {size:7.1f} MiB "
                     f"{seconds:6.3f} s/batch {rtf:7.1f}x real time {gflops:6.1f} GFLOP/s "
-                    f"({gflops / summary['peak_gflops']:.0%} of peak)")
+                    f"({gflops / peak:.0%} of fp32 peak)")
             summary[f"size_mb_{name}"] = round(size, 1)
             summary[f"rtf_{name}"] = round(rtf, 1)
+            summary[f"peak_ratio_{name}"] = round(gflops / peak, 3)
             if reference is None:
-                reference = audio
+                reference = (name, audio)
             else:
-                error = float(np.abs(audio - reference).max())
-                snr = snr_db(reference, audio)
-                line += f"  max abs error {error:.2e}, SNR {snr:.1f} dB vs {exports[0][0]} " \
-                        f"{exports[0][1]}"
+                error = float(np.abs(audio - reference[1]).max())
+                snr = snr_db(reference[1], audio)
+                line += f"  max abs error {error:.2e}, SNR {snr:.1f} dB vs {reference[0]}"
                 summary[f"max_abs_err_{name}"] = f"{error:.2e}"
                 summary[f"snr_db_{name}"] = round(snr, 1)
             print(line, flush=True)
+    _speedups(summary)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def _speedups(summary):
+    """Adds the auto-over-other-formulation and bfloat16-over-float32 speed-ups to ``summary``."""
+    for precision in FLAGS.precisions:
+        auto = summary.get(f"rtf_savedmodel_{precision}")
+        for conv in FLAGS.convs:
+            other = summary.get(f"rtf_savedmodel_{precision}_{conv}")
+            if auto and other:
+                summary[f"speedup_auto_vs_{conv}_{precision}"] = round(auto / other, 2)
+    if "rtf_savedmodel_float32" in summary and "rtf_savedmodel_bfloat16" in summary:
+        summary["speedup_bfloat16"] = round(summary["rtf_savedmodel_bfloat16"]
+                                            / summary["rtf_savedmodel_float32"], 2)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ matmul peak.
 One iteration is ``n_critic`` critic updates and one generator update (the paper's unit). Each
 (size, mode) runs in its own process so that its peak memory (max RSS) is its own. Modes:
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
-``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs).
+``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). Each is
+timed with the convolution formulations of ``--convs`` (``wavegan_tf.polyphase_conv``: ``auto``,
+the library's choice per layer shape, and ``standard``, TensorFlow's convolutions everywhere),
+and the speed-up of the first over each other one is printed.
 ``--models wavegan,specgan`` measures both models at each size and mode in the same run, so
 their seconds per iteration compare directly (SpecGAN's keys start with ``specgan_``; its
 real batches are spectrograms, as after its input pipeline). The fp32 matmul peak is
@@ -15,6 +18,7 @@ line holds ``name=value`` pairs.
     python bench/train_step.py --sizes 16x16 --modes default,bf16 --iters 3
     python bench/train_step.py --sizes 64x64 --modes default --micro_batches 1,2,4
     python bench/train_step.py --sizes 16x16 --modes default --models wavegan,specgan
+    python bench/train_step.py --sizes 64x16 --modes default --convs auto,standard
 """
 
 import itertools
@@ -27,6 +31,8 @@ import time
 
 from absl import app, flags
 
+import flops
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
@@ -37,10 +43,13 @@ flags.DEFINE_list("modes", ["default", "jit", "bf16"], "Modes: default, jit, bf1
 flags.DEFINE_list("models", ["wavegan"], "Models to measure: wavegan, specgan.")
 flags.DEFINE_list("micro_batches", ["1"],
                   "WaveGAN micro_batches values to measure (1: whole batch; K: K equal parts).")
+flags.DEFINE_list("convs", ["auto", "standard"],
+                  "Convolution formulations to measure (auto, standard, polyphase); the first "
+                  "is compared with each other one.")
 flags.DEFINE_integer("iters", 2, "Timed iterations per measurement (after one warm-up).")
 flags.DEFINE_integer("n_critic", 5, "Critic updates per iteration.")
 flags.DEFINE_string("worker", None,
-                    "Internal: run one 'model:size:mode:micro_batches' measurement and print "
+                    "Internal: run one 'model:size:mode:micro_batches:conv' measurement and print "
                     "JSON.")
 
 MODES = ("default", "jit", "bf16", "fp16")
@@ -60,13 +69,22 @@ def _models(model, model_dim):
     return build_generator(model_dim=model_dim), build_discriminator(model_dim=model_dim)
 
 
-def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1, model="wavegan"):
-    """Times ``iters`` iterations after one warm-up; returns a result dict."""
+def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1, model="wavegan",
+            conv="auto"):
+    """Times ``iters`` iterations after one warm-up with the convolution formulation ``conv``;
+    returns a result dict."""
+    from wavegan_tf.polyphase_conv import conv_formulation
+
+    with conv_formulation(conv):
+        result = _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model)
+    return dict(result, conv=conv)
+
+
+def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model):
     import keras
     import numpy as np
     import tensorflow as tf
 
-    import flops
     from wavegan_tf import WaveGAN
 
     if mode in POLICIES:
@@ -96,10 +114,10 @@ def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1, model
 
 
 def run_worker(spec):
-    model, size, mode, micro_batches = spec.split(":")
+    model, size, mode, micro_batches, conv = spec.split(":")
     model_dim, batch_size = (int(v) for v in size.split("x"))
     print(json.dumps(measure(model_dim, batch_size, mode, FLAGS.iters, FLAGS.n_critic,
-                             int(micro_batches), model)))
+                             int(micro_batches), model, conv)))
 
 
 def run_all():
@@ -109,28 +127,42 @@ def run_all():
     for model in FLAGS.models:
         if model not in MODELS:
             raise app.UsageError(f"--models: unknown model {model!r}; choose from {MODELS}")
+    from wavegan_tf.polyphase_conv import FORMULATIONS
+
+    for conv in FLAGS.convs:
+        if conv not in FORMULATIONS:
+            raise app.UsageError(f"--convs: unknown formulation {conv!r}; choose from "
+                                 f"{FORMULATIONS}")
     for value in FLAGS.micro_batches:
         if not value.isdigit() or int(value) < 1:
             raise app.UsageError(f"--micro_batches: {value!r} is not a positive integer")
-    from flops import matmul_peak_gflops
-
-    peak = matmul_peak_gflops()
+    peak = flops.matmul_peak_gflops()
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
     summary = {"peak_gflops": round(peak, 1)}
     for size, mode, micro_batches, model in itertools.product(
             FLAGS.sizes, FLAGS.modes, FLAGS.micro_batches, FLAGS.models):
-        result = _spawn(f"{model}:{size}:{mode}:{micro_batches}")
-        ratio = result["gflops"] / peak
         label = mode if micro_batches == "1" else f"{mode}/mb{micro_batches}"
-        print(f"{model:<8} d={result['model_dim']:<3} batch={result['batch_size']:<3} {label:<10} "
-              f"{result['sec_per_iter']:8.2f} s/iter {1 / result['sec_per_iter']:7.3f} it/s "
-              f"{result['gflops']:7.1f} GFLOP/s ({ratio:.0%} of fp32 peak) "
-              f"peak mem {result['peak_mem_mb']:.0f} MB", flush=True)
-        key = f"d{result['model_dim']}b{result['batch_size']}_{label.replace('/', '_')}"
-        key = key if model == "wavegan" else f"{model}_{key}"
-        summary[f"{key}_sec_per_iter"] = round(result["sec_per_iter"], 3)
-        summary[f"{key}_peak_ratio"] = round(ratio, 3)
-        summary[f"{key}_peak_mem_mb"] = round(result["peak_mem_mb"])
+        first = None
+        for conv in FLAGS.convs:
+            result = _spawn(f"{model}:{size}:{mode}:{micro_batches}:{conv}")
+            ratio = result["gflops"] / peak
+            line = (f"{model:<8} d={result['model_dim']:<3} batch={result['batch_size']:<3} "
+                    f"{label:<10} conv={conv:<9} {result['sec_per_iter']:8.2f} s/iter "
+                    f"{1 / result['sec_per_iter']:7.3f} it/s {result['gflops']:7.1f} GFLOP/s "
+                    f"({ratio:.0%} of fp32 peak) peak mem {result['peak_mem_mb']:.0f} MB")
+            key = f"d{result['model_dim']}b{result['batch_size']}_{label.replace('/', '_')}"
+            key = key if model == "wavegan" else f"{model}_{key}"
+            key += "" if conv == "auto" else f"_{conv}"
+            summary[f"{key}_sec_per_iter"] = round(result["sec_per_iter"], 3)
+            summary[f"{key}_peak_ratio"] = round(ratio, 3)
+            summary[f"{key}_peak_mem_mb"] = round(result["peak_mem_mb"])
+            if first is None:
+                first = (conv, result["sec_per_iter"])
+            else:
+                speedup = result["sec_per_iter"] / first[1]
+                line += f"  conv={first[0]} is {speedup:.2f}x faster"
+                summary[f"{key}_speedup_{first[0]}"] = round(speedup, 3)
+            print(line, flush=True)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
 
 

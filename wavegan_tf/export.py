@@ -39,6 +39,7 @@ import tensorflow as tf
 
 import wavegan_tf
 from wavegan_tf.atomic_files import atomic_output_dir
+from wavegan_tf.bfloat16_support import warn_if_emulated
 from wavegan_tf.checkpoints import load_generator
 from wavegan_tf.config import CONFIG_FILENAME, WaveGANConfig
 from wavegan_tf.dtype_policy import global_dtype_policy
@@ -184,7 +185,8 @@ def export_generator(train_dir, export_dir=None, precision="float32"):
     """Exports G from the newest checkpoint of ``train_dir``; returns the export folder.
 
     ``export_dir`` defaults to ``train_dir/export``. ``precision`` is one of :data:`PRECISIONS`:
-    "bfloat16" gives a faster export whose audio differs slightly from the float32 one. The
+    "bfloat16" gives an export whose audio differs slightly from the float32 one, faster where
+    bfloat16 is native and slower where it is emulated (a warning is logged then). The
     folder is replaced atomically: it is written under a temporary name beside the target and
     then renamed into place, so a failure leaves any previous export intact. Raises
     FileNotFoundError when ``train_dir`` has no config or no checkpoint.
@@ -192,6 +194,8 @@ def export_generator(train_dir, export_dir=None, precision="float32"):
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, "
                          f"got precision={precision!r}")
+    if precision == "bfloat16":
+        warn_if_emulated("A bfloat16 export")
     with global_dtype_policy(PRECISIONS[precision]):
         config, generator, step = load_generator(train_dir)
     export_dir = export_dir or default_export_dir(train_dir)

@@ -17,6 +17,7 @@ from keras import layers
 
 from wavegan_tf.leaky_relu import LeakyReLU
 from wavegan_tf.phase_shuffle import PhaseShuffle
+from wavegan_tf.polyphase_conv import PolyphaseConv1D, PolyphaseConv1DTranspose
 
 SLICE_LENS = (16384, 32768, 65536)
 UPSAMPLE_MODES = ("zeros", "nearest")
@@ -64,7 +65,7 @@ def check_positive(**values):
 def _upconv(x, filters, kernel_len, stride, upsample, name):
     """One upsampling step: a transposed conv, or nearest-neighbour resize then a conv."""
     if upsample == "zeros":
-        return layers.Conv1DTranspose(
+        return PolyphaseConv1DTranspose(
             filters, kernel_len, strides=stride, padding="same", name=name
         )(x)
     x = layers.UpSampling1D(stride, name=f"{name}_nearest")(x)
@@ -181,8 +182,8 @@ def build_discriminator(
     # (longer slices: [32768, c] -> ... -> [32, 16d] -> [16, 32d] with a last stride of 2,
     # [65536, c] -> ... -> [64, 16d] -> [16, 32d])
     for i, stride in enumerate(strides):
-        x = layers.Conv1D(model_dim * 2**i, kernel_len, strides=stride, padding="same",
-                          name=f"downconv_{i}")(x)
+        x = PolyphaseConv1D(model_dim * 2**i, kernel_len, strides=stride, padding="same",
+                            name=f"downconv_{i}")(x)
         if use_batchnorm and i > 0:
             x = layers.BatchNormalization(name=f"downconv_{i}_bn")(x)
         x = LeakyReLU(0.2, name=f"downconv_{i}_lrelu")(x)

@@ -93,6 +93,7 @@ from absl import logging
 
 from wavegan_tf import checkpoints, losses
 from wavegan_tf.atomic_files import atomic_output_file, remove_temp_files
+from wavegan_tf.bfloat16_support import warn_if_emulated
 from wavegan_tf.callbacks import (EveryNSteps, NonFiniteLossCheck, ScalarSummaries,
                                   StepCounter, StopOnRequest, Throughput, TrainingDiverged)
 from wavegan_tf.config import ARCHITECTURE_FIELDS, CONFIG_FILENAME, WaveGANConfig
@@ -789,6 +790,8 @@ def _log_run(run, start):
                  options.strategy, run.strategy.num_replicas_in_sync,
                  "" if run.chief else ", not the chief", options.mixed_precision,
                  "on" if options.jit_compile else "off", options.micro_batches)
+    if options.mixed_precision == "mixed_bfloat16":
+        warn_if_emulated("mixed_bfloat16 training")
 
 
 def _export(train_dir):

@@ -96,6 +96,12 @@ def check_site_dir(site_dir, overwrite=False):
     ensure_writable_dir(os.path.dirname(os.path.abspath(site_dir)))
 
 
+# Layers that compute exactly what a standard Keras layer computes (the same weights and
+# result, another formulation on some CPUs), so the browser runs them as that layer.
+_STANDARD_EQUIVALENTS = {"PolyphaseConv1D": "Conv1D",
+                         "PolyphaseConv1DTranspose": "Conv1DTranspose"}
+
+
 def layer_graph(generator):
     """G's layers in order as manifest entries, and its weights as float32 arrays.
 
@@ -108,6 +114,7 @@ def layer_graph(generator):
     configs = {layer["name"]: layer for layer in generator.get_config()["layers"]}
     for layer in generator.layers:
         class_name = configs[layer.name]["class_name"]
+        class_name = _STANDARD_EQUIVALENTS.get(class_name, class_name)
         if class_name not in LAYER_SETTINGS:
             raise ValueError(f"layer {layer.name!r} ({class_name}) of the generator has no "
                              f"browser implementation; supported: {sorted(LAYER_SETTINGS)}")

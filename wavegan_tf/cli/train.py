@@ -144,7 +144,9 @@ flags.DEFINE_string("tpu", _OPTIONS.tpu,
 flags.DEFINE_enum("mixed_precision", _OPTIONS.mixed_precision,
                   list(training.MIXED_PRECISION_POLICIES),
                   "Compute in bfloat16 or float16 with float32 weights (float16 with loss "
-                  "scaling); audio stays float32.")
+                  "scaling); audio stays float32. mixed_bfloat16 is faster only on GPUs, TPUs "
+                  "and CPUs with AVX512_BF16 or AMX; other CPUs emulate it, several times "
+                  "slower than float32 (the run warns at its start).")
 flags.DEFINE_boolean("jit_compile", _OPTIONS.jit_compile,
                      "Compile the train step with XLA (for GPU/TPU; slower on CPU).")
 flags.DEFINE_integer("micro_batches", _OPTIONS.micro_batches,

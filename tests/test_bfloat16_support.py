@@ -1,0 +1,87 @@
+"""Detecting native bfloat16, and the warnings of runs and exports where it is emulated."""
+
+import logging
+
+import pytest
+
+from wavegan_tf import bfloat16_support, training
+from wavegan_tf.bfloat16_support import bfloat16_support as support_of
+from wavegan_tf.demo_data import ensure_demo_dataset
+from wavegan_tf.export import export_generator
+
+AVX2_CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz
+flags\t\t: fpu vme sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2
+bugs\t\t: spectre_v1
+
+processor\t: 1
+flags\t\t: fpu vme sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2
+"""
+AVX512_BF16_CPUINFO = AVX2_CPUINFO.replace("avx2 bmi2", "avx2 avx512f avx512_bf16 bmi2")
+AMX_CPUINFO = AVX2_CPUINFO.replace("avx2 bmi2", "avx2 avx512f amx_bf16 amx_tile")
+
+
+def test_cpu_flags_reads_the_flags_lines_only():
+    flags = bfloat16_support.cpu_flags(AVX2_CPUINFO)
+    assert {"avx2", "fma", "sse4_2"} <= flags
+    assert "spectre_v1" not in flags and "GenuineIntel" not in flags
+
+
+@pytest.mark.parametrize("text,native,reason", [
+    (AVX2_CPUINFO, False, "neither AVX512_BF16 nor AMX: bfloat16 is emulated"),
+    (AVX512_BF16_CPUINFO, True, "the CPU has AVX512_BF16"),
+    (AMX_CPUINFO, True, "the CPU has AMX_BF16"),
+    ("processor\t: 0\n", None, "no CPU flags"),
+])
+def test_support_follows_the_cpu_flags(text, native, reason):
+    support = support_of(cpuinfo_text=text, accelerators=[])
+    assert support.native is native
+    assert reason in support.reason
+
+
+def test_accelerators_are_native_whatever_the_cpu():
+    support = support_of(cpuinfo_text=AVX2_CPUINFO, accelerators=["/device:GPU:0"])
+    assert support == (True, "runs on /device:GPU:0")
+
+
+def test_unreadable_cpuinfo_is_unknown(monkeypatch, tmp_path):
+    monkeypatch.setattr(bfloat16_support, "CPUINFO_PATH", str(tmp_path / "missing"))
+    assert support_of(accelerators=[]).native is None
+
+
+@pytest.fixture
+def emulated_cpu(monkeypatch, tmp_path, caplog):
+    """This machine as an AVX2 CPU without accelerators; log records captured."""
+    path = tmp_path / "cpuinfo"
+    path.write_text(AVX2_CPUINFO)
+    monkeypatch.setattr(bfloat16_support, "CPUINFO_PATH", str(path))
+    monkeypatch.setattr(bfloat16_support, "_accelerators", lambda: [])
+    caplog.set_level(logging.WARNING)
+    return caplog
+
+
+def test_warning_only_where_emulated(emulated_cpu):
+    assert bfloat16_support.warn_if_emulated("mixed_bfloat16 training")
+    assert "mixed_bfloat16 training on this machine" in emulated_cpu.text
+    assert "slower than float32" in emulated_cpu.text
+    emulated_cpu.clear()
+    native = support_of(cpuinfo_text=AVX512_BF16_CPUINFO, accelerators=[])
+    assert not bfloat16_support.warn_if_emulated("mixed_bfloat16 training", native)
+    assert emulated_cpu.text == ""
+
+
+def test_bfloat16_run_and_export_warn_at_their_start_on_an_emulating_cpu(tmp_path,
+                                                                         emulated_cpu):
+    data_dir = ensure_demo_dataset(str(tmp_path / "drums"), num_clips=4)
+    train_dir = str(tmp_path / "run")
+    config = dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
+    training.train(train_dir, config, dict(data_dir=data_dir, train_steps=1, save_every_secs=0,
+                                           preview_every_steps=0, export=False,
+                                           mixed_precision="mixed_bfloat16"), verbose=0)
+    assert "mixed_bfloat16 training on this machine" in emulated_cpu.text
+    emulated_cpu.clear()
+    export_generator(train_dir, str(tmp_path / "float32"))
+    assert "emulated" not in emulated_cpu.text
+    export_generator(train_dir, str(tmp_path / "bf16"), precision="bfloat16")
+    assert "A bfloat16 export on this machine" in emulated_cpu.text
