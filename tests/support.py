@@ -89,3 +89,17 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     print("RESULT", json.dumps({"replicas": strategy.num_replicas_in_sync,
                                 "step": result.step, "export": result.export_dir}))
 """)
+
+
+def tiny_classifier(directory):
+    """A small untrained three-class classifier saved in ``directory``: enough to produce
+    scores that change; returns its path."""
+    import keras
+
+    from wavegan_tf.eval import classifier as classifier_lib
+
+    keras.utils.set_random_seed(1)
+    model = classifier_lib.build_classifier(3, slice_len=16384, filters=4)
+    path = os.path.join(str(directory), "classifier.keras")
+    classifier_lib.save_classifier(model, path, ["a", "b", "c"])
+    return path

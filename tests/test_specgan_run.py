@@ -16,10 +16,9 @@ from wavegan_tf import export, generation, training
 from wavegan_tf.checkpoints import load_generator, moments_path
 from wavegan_tf.config import WaveGANConfig
 from wavegan_tf.demo_data import ensure_demo_dataset
-from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
 
-from support import MIRRORED_SCRIPT
+from support import MIRRORED_SCRIPT, tiny_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model="specgan", model_dim=2, batch_size=2, n_critic=2, latent_dim=8,
@@ -38,11 +37,7 @@ def _options(data_dir, **values):
 
 @pytest.fixture(scope="module")
 def eval_classifier(tmp_path_factory):
-    keras.utils.set_random_seed(1)
-    model = classifier_lib.build_classifier(3, slice_len=16384, filters=4)
-    path = str(tmp_path_factory.mktemp("clf") / "classifier.keras")
-    classifier_lib.save_classifier(model, path, ["a", "b", "c"])
-    return path
+    return tiny_classifier(tmp_path_factory.mktemp("clf"))
 
 
 @pytest.fixture(scope="module")

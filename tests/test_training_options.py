@@ -15,11 +15,10 @@ from tensorboard.backend.event_processing import event_accumulator
 from wavegan_tf import checkpoints, training
 from wavegan_tf.config import WaveGANConfig
 from wavegan_tf.demo_data import ensure_demo_dataset
-from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.eval.during_training import BEST_FILENAME, EVAL_LOG_FILENAME
 from wavegan_tf.generation import load_model_for_generation
 
-from support import MIRRORED_SCRIPT, free_ports
+from support import MIRRORED_SCRIPT, free_ports, tiny_classifier
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
@@ -121,11 +120,7 @@ def test_micro_batches_must_divide_the_replica_batch(tmp_path, data_dir):
 @pytest.fixture(scope="module")
 def eval_classifier(tmp_path_factory):
     """A small untrained digit-style classifier: enough to produce scores that change."""
-    keras.utils.set_random_seed(1)
-    model = classifier_lib.build_classifier(3, slice_len=16384, filters=4)
-    path = str(tmp_path_factory.mktemp("clf") / "classifier.keras")
-    classifier_lib.save_classifier(model, path, ["a", "b", "c"])
-    return path
+    return tiny_classifier(tmp_path_factory.mktemp("clf"))
 
 
 def test_eval_every_steps_logs_scores_and_exports_the_best(tmp_path, data_dir,

@@ -13,6 +13,7 @@ from wavegan_tf import losses
 from wavegan_tf.atomic_files import atomic_output_file
 from wavegan_tf.augment import check_policies
 from wavegan_tf.gan import WaveGAN, check_ema_decay
+from wavegan_tf.json_files import read_json
 from wavegan_tf.models import build_discriminator, build_generator
 from wavegan_tf.specgan_models import (SPECGAN_KERNEL_LEN, SPECGAN_SLICE_LEN,
                                        build_audio_generator, build_specgan_discriminator,
@@ -211,12 +212,7 @@ class WaveGANConfig:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no {CONFIG_FILENAME} in {directory!r}: not a training "
                                     "directory written by train.py")
-        try:
-            with open(path, encoding="utf-8") as f:
-                values = json.load(f)
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read run configuration {path!r}: {err}") from err
-        return cls.from_dict(values)
+        return cls.from_dict(read_json(path, "run configuration"))
 
     def architecture_conflicts(self, other):
         """Names of architecture fields whose values differ between ``self`` and ``other``."""

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from wavegan_tf.atomic_files import atomic_output_file
 from wavegan_tf.export import export_metadata, load_keras_generator
+from wavegan_tf.json_files import read_json
 
 TFLITE_SUFFIX = ".tflite"
 METADATA_SUFFIX = ".json"
@@ -120,11 +121,7 @@ def load_tflite(path):
     if not os.path.isfile(info_path):
         raise FileNotFoundError(f"{info_path!r} is missing: the facts of {path!r} (sample rate, "
                                 "classes) are written beside it by generate.py --tflite")
-    try:
-        with open(info_path, encoding="utf-8") as f:
-            metadata = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read {info_path!r}: {err}") from err
+    metadata = read_json(info_path)
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as err:

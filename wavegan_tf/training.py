@@ -102,6 +102,7 @@ from wavegan_tf.distribute import (STRATEGIES, ChiefCheckpointManager,
                                    replica_batch_size)
 from wavegan_tf.dtype_policy import global_dtype_policy
 from wavegan_tf.gan import critic_batches
+from wavegan_tf.json_files import read_json
 from wavegan_tf.locks import RunLock
 from wavegan_tf.previews import (PREVIEWS_SUBDIR, Previewer, load_or_create_preview_z,
                                  preview_path)
@@ -217,12 +218,7 @@ class TrainingOptions:
         path = os.path.join(directory, OPTIONS_FILENAME)
         if not os.path.exists(path):
             return cls()
-        try:
-            with open(path, encoding="utf-8") as f:
-                values = json.load(f)
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read training options {path!r}: {err}") from err
-        return _replace(cls(), values, source=path)
+        return _replace(cls(), read_json(path, "training options"), source=path)
 
 
 @dataclasses.dataclass
