@@ -34,3 +34,10 @@ def test_a_damaged_config_or_options_file_is_named(tmp_path):
     options_path = re.escape(repr(os.path.join(str(tmp_path), OPTIONS_FILENAME)))
     with pytest.raises(ValueError, match=f"^cannot read training options {options_path}: "):
         TrainingOptions.load(str(tmp_path))
+
+
+def test_a_file_that_is_not_text_is_named(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ValueError, match=r"^cannot read training options '.*a\.json': 'utf-8' "):
+        read_json(str(path), "training options")
