@@ -1,7 +1,8 @@
 """Benchmark: sound quality against training steps and minutes, for variants side by side.
 
-Trains each variant (``--variants``; ``baseline`` is the paper's settings, ``ema`` adds
-``--ema_decay``, ``augment`` adds ``--augment``, ``ema+augment`` both) from the same seed, on the
+Trains each variant (``--variants``; ``baseline`` is the paper's WaveGAN, ``ema`` adds
+``--ema_decay``, ``augment`` adds ``--augment``, ``ema+augment`` both, ``specgan`` is the paper's
+SpecGAN, scored through Griffin-Lim, and combines the same way) from the same seed, on the
 same data in the same order, for the same budget (``--steps`` and/or ``--minutes`` of training;
 scoring does not count), and scores G every ``--eval_every`` steps and before the first step
 with the project's evaluation (wavegan_tf.eval.learning_curve): inception score, FID, |D|self,
@@ -14,9 +15,11 @@ class subfolders gets the statistics alone.
 Default data: the spoken-digit recipe in data/spoken_digits (built with espeak-ng if missing);
 the GAN trains on its train/ split, the held-out real clips are its test/ split.
 
-Writes OUT_DIR/quality.json (settings, real-clip scores, every curve) and OUT_DIR/quality.png
-(the inception score, or without labels the silent-frame share, against steps and against
-minutes, with the real clips' value as a dashed ceiling). The last line holds ``name=value``
+Writes OUT_DIR/quality.json (settings, real-clip scores, every curve; rewritten after every
+point, with ``"complete": false`` until the run ends), OUT_DIR/quality.png (the inception score,
+or without labels the silent-frame share, against steps and against minutes, with the real
+clips' value as a dashed ceiling) and each variant's final G as an export in
+OUT_DIR/generators/<variant> (for generate.py --model, bench/spectrogram_sheet.py --models). The last line holds ``name=value``
 pairs: ``<variant>_is``, ``<variant>_fid``, ... for every variant at its last evaluation, then,
 unprefixed, those of the best variant (the highest last inception score, or without labels the
 silent-frame share closest to the real one): ``best``, ``is``, ``is_real``, ``is_ratio``,
@@ -45,7 +48,8 @@ flags.DEFINE_string("data_dir", None, "Training audio: a labelled folder (DIR/<c
 flags.DEFINE_string("out_dir", os.path.join("runs", "quality"),
                     "Where quality.json, quality.png and the default classifier go.")
 flags.DEFINE_list("variants", ["baseline", "ema", "augment"],
-                  "Variants to compare: baseline, ema, augment, or parts joined by '+'.")
+                  "Variants to compare: baseline, ema, augment, specgan, or parts joined "
+                  "by '+' (e.g. specgan+ema).")
 flags.DEFINE_integer("steps", 0, "Generator steps per variant (0 = no step limit).")
 flags.DEFINE_float("minutes", 30.0, "Minutes of training per variant (0 = no time limit); "
                    "with --steps too, whichever is reached first ends the variant.")
@@ -130,6 +134,14 @@ def plot(path, curves, real, metric, label):
     pyplot.close(figure)
 
 
+def record(json_path, report, name, point):
+    """Prints a curve point and rewrites the JSON with it, so that an interrupted run keeps
+    every point measured so far (``"complete": false`` until the end)."""
+    print(f"{name} " + " ".join(f"{k}={v:.4g}" for k, v in sorted(point.items())), flush=True)
+    report["curves"][name].append(point)
+    write_json(json_path, report)
+
+
 def write_json(path, report):
     from wavegan_tf.atomic_files import atomic_output_file
 
@@ -151,7 +163,8 @@ def main(argv):
         budget = learning_curve.Budget(steps=FLAGS.steps, minutes=FLAGS.minutes)
         base = dict(model_dim=FLAGS.model_dim, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
                     conditional=FLAGS.conditional)
-        configs = {name: WaveGANConfig(**base, **extra) for name, extra in variants.items()}
+        configs = {name: WaveGANConfig.for_model(extra.pop("model", "wavegan"), **base, **extra)
+                   for name, extra in variants.items()}
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     labelled_dir, train_dir, class_names = prepare_data()
@@ -172,25 +185,27 @@ def main(argv):
         labelled_dir, class_names if FLAGS.conditional else None)
     real = scorer.real_scores()
     print("real " + " ".join(f"{k}={v:.4g}" for k, v in sorted(real.items())), flush=True)
-    curves = {}
+    json_path = os.path.join(FLAGS.out_dir, "quality.json")
+    png_path = os.path.join(FLAGS.out_dir, "quality.png")
+    report = {
+        "data_dir": os.path.abspath(labelled_dir or train_dir), "classifier": classifier,
+        "budget": {"steps": budget.steps, "minutes": budget.minutes},
+        "eval_every": FLAGS.eval_every, "eval_n": FLAGS.eval_n, "peak_gflops": None,
+        "complete": False, "configs": {name: c.to_dict() for name, c in configs.items()},
+        "real": real, "curves": {}}
+    curves = report["curves"]
     for name, config in configs.items():
-        curves[name] = learning_curve.train_curve(
+        curves[name] = []
+        learning_curve.train_curve(
             config, train_dir, budget, FLAGS.eval_every, scorer,
-            report=lambda p, name=name: print(
-                f"{name} " + " ".join(f"{k}={v:.4g}" for k, v in sorted(p.items())),
-                flush=True))
+            report=lambda p, name=name: record(json_path, report, name, p),
+            export_dir=os.path.join(FLAGS.out_dir, "generators", name))
     peak = matmul_peak_gflops(n=1024, repeats=10)
     labelled = classifier is not None
     metric, label = (("inception_score", "inception score") if labelled else
                      ("silent_frame_share", "share of near-silent 16 ms frames"))
-    json_path = os.path.join(FLAGS.out_dir, "quality.json")
-    png_path = os.path.join(FLAGS.out_dir, "quality.png")
-    write_json(json_path, {
-        "data_dir": os.path.abspath(labelled_dir or train_dir), "classifier": classifier,
-        "budget": {"steps": budget.steps, "minutes": budget.minutes},
-        "eval_every": FLAGS.eval_every, "eval_n": FLAGS.eval_n, "peak_gflops": peak,
-        "configs": {name: c.to_dict() for name, c in configs.items()},
-        "real": real, "curves": curves})
+    report.update(peak_gflops=peak, complete=True)
+    write_json(json_path, report)
     plot(png_path, curves, real, metric, label)
     print(f"wrote {json_path} and {png_path}")
     print(" ".join(f"{k}={_format(v)}" for k, v in final_figures(curves, real, labelled, peak)

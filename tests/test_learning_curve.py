@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from wavegan_tf import export as export_lib
 from wavegan_tf.config import WaveGANConfig
 from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.eval import learning_curve
@@ -38,6 +39,8 @@ def test_variants_name_the_settings_they_turn_on():
     assert configs == {"baseline": {}, "ema": {"ema_decay": 0.99},
                        "augment": {"augment": ["shift"]},
                        "ema+augment": {"ema_decay": 0.99, "augment": ["shift"]}}
+    assert learning_curve.variant_configs(["specgan", "specgan+ema"], 0.9, []) == {
+        "specgan": {"model": "specgan"}, "specgan+ema": {"model": "specgan", "ema_decay": 0.9}}
 
 
 @pytest.mark.parametrize("names, message", [
@@ -97,6 +100,27 @@ def test_unlabelled_curve_has_statistics_and_stops_at_the_minutes(tmp_path):
     assert scorer.generate(config.build_generator()).shape == (4, 16384, 1)
 
 
+def test_specgan_curve_scores_the_audio_of_griffin_lim(tmp_path):
+    folder = _write_tones(tmp_path / "flat", per_class=2, flat=True)
+    scorer = learning_curve.CurveScorer(np.zeros((2, 16384, 1), np.float32), RATE, n=2)
+    scored = []
+
+    def spy(generator):
+        scored.append((generator.output_shape, generator.get_layer("generator").output_shape))
+        return scorer(generator)
+
+    config = WaveGANConfig.for_model("specgan", model_dim=2, batch_size=2, n_critic=1,
+                                     latent_dim=8, griffin_lim_iters=1, ema_decay=0.5)
+    export = tmp_path / "generators" / "specgan"
+    points = learning_curve.train_curve(config, folder, learning_curve.Budget(steps=2), 1, spy,
+                                        export_dir=str(export))
+    assert [p["step"] for p in points] == [0, 1, 2]
+    assert export_lib.read_metadata(str(export))["step"] == 2
+    assert scored == [((None, 16384, 1), (None, 128, 128, 1))] * 3
+    assert all(0.0 <= p["silent_frame_share"] <= 1.0 for p in points)
+    assert "wasserstein" in points[-1]
+
+
 def test_quality_bench_end_to_end(tmp_path):
     data = _write_tones(tmp_path / "tones")
     out = tmp_path / "out"
@@ -131,6 +155,13 @@ def test_quality_bench_end_to_end(tmp_path):
     assert {(c["batch_size"], c["seed"], c["conditional"]) for c in configs.values()} == \
         {(2, 3, True)}
     assert report["real"]["inception_score"] >= 1.0 and report["peak_gflops"] > 0
+    assert report["complete"] is True
+    for name in ("baseline", "ema+augment"):
+        config, generator, step = export_lib.load_keras_generator(str(out / "generators" / name))
+        assert (config.ema_decay, step) == (configs[name]["ema_decay"], 2)
+        audio = generator([np.zeros((1, 100), np.float32), np.zeros((1,), np.int32)])
+        assert np.asarray(audio).shape == (1, 16384, 1)
+    assert sorted(os.listdir(out / "generators")) == ["baseline", "ema+augment"]
     assert (out / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["classifier"] == str(tmp_path / "clf" / "digits.keras")
     sidecar = json.loads((tmp_path / "clf" / "digits.keras.json").read_text())

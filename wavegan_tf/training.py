@@ -425,7 +425,7 @@ def _spectrogram_moments(run, resuming):
     path = checkpoints.moments_path(run.train_dir)
     if os.path.exists(path) or resuming:
         return checkpoints.load_moments(run.train_dir)
-    moments = compute_moments(_moments_batches(run.config, run.options.data_dir))
+    moments = data_moments(run.config, run.options.data_dir)
     logging.info("Spectrogram moments from %d frames of %s", moments.num_frames,
                  run.options.data_dir)
     if run.chief:
@@ -433,13 +433,15 @@ def _spectrogram_moments(run, resuming):
     return moments
 
 
-def _moments_batches(config, data_dir):
-    """One pass over every window of the data in file order, the last zero-padded."""
+def data_moments(config, data_dir):
+    """SpecGAN's spectrogram moments of ``data_dir``: over every window of the data in file
+    order, the last zero-padded."""
     from wavegan_tf.data import audio_dataset
 
-    return audio_dataset(data_dir, slice_len=config.slice_len, sample_rate=config.sample_rate,
-                         num_channels=config.num_channels, batch_size=1, pad_end=True,
-                         shuffle=False, repeat=False, seed=config.seed).batch(64)
+    windows = audio_dataset(data_dir, slice_len=config.slice_len, sample_rate=config.sample_rate,
+                            num_channels=config.num_channels, batch_size=1, pad_end=True,
+                            shuffle=False, repeat=False, seed=config.seed)
+    return compute_moments(windows.batch(64))
 
 
 def _with_class_names(config, data_dir):
@@ -497,12 +499,12 @@ def _training_data(run, seed):
     config = run.config
     if not run.distributed:
         batches = _audio_batches(config, run.options.data_dir, seed)
-        real = _model_inputs(batches, run.moments)
+        real = model_inputs(batches, run.moments)
         return critic_batches(real, config.n_critic), _first_audio(batches)
     real = distributed_audio_dataset(
         run.strategy, run.options.data_dir, global_batch_size=config.batch_size,
         n_critic=config.n_critic, seed=seed,
-        transform=lambda batches: _model_inputs(batches, run.moments),
+        transform=lambda batches: model_inputs(batches, run.moments),
         slice_len=config.slice_len, sample_rate=config.sample_rate,
         num_channels=config.num_channels, **_label_options(config))
     sample = None
@@ -511,7 +513,7 @@ def _training_data(run, seed):
     return real, sample
 
 
-def _model_inputs(batches, moments):
+def model_inputs(batches, moments):
     """The real batches as D takes them: audio, or (SpecGAN, with ``moments``) spectrograms."""
     if moments is None:
         return batches

@@ -29,20 +29,23 @@ from wavegan_tf.eval import scoring
 from wavegan_tf.eval.features import fit_batch
 
 BASELINE = "baseline"
-# The settings each variant part turns on; parts join with "+", e.g. "ema+augment".
-VARIANT_PARTS = ("ema", "augment")
+# The settings each variant part turns on; parts join with "+", e.g. "ema+augment". "specgan"
+# trains the paper's SpecGAN instead of WaveGAN (its own model defaults apply).
+VARIANT_PARTS = ("ema", "augment", "specgan")
 SCORE_BATCH = 64
 
 
 def variant_configs(names, ema_decay, augment):
     """``{name: WaveGANConfig overrides}`` for variant names such as ``baseline``, ``ema``,
-    ``augment`` or ``ema+augment``; ValueError naming ``variants`` for unknown or repeated
-    names."""
+    ``augment``, ``specgan`` or ``ema+augment``; ValueError naming ``variants`` for unknown or
+    repeated names. Build each config with ``WaveGANConfig.for_model`` so that a ``model``
+    override brings that model's defaults."""
     names = [str(n).strip() for n in names]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"variants must name at least one variant, each once, got "
                          f"variants={names!r}")
-    settings = {"ema": {"ema_decay": ema_decay}, "augment": {"augment": list(augment)}}
+    settings = {"ema": {"ema_decay": ema_decay}, "augment": {"augment": list(augment)},
+                "specgan": {"model": "specgan"}}
     configs = {}
     for name in names:
         parts = [] if name == BASELINE else name.split("+")
@@ -190,34 +193,55 @@ class Budget:
                              f"steps={self.steps!r}, minutes={self.minutes!r}")
 
 
-def train_curve(config, data_dir, budget, eval_every, scorer, report=None):
+def train_curve(config, data_dir, budget, eval_every, scorer, report=None, export_dir=None):
     """Trains ``config`` (a WaveGANConfig) on ``data_dir`` within ``budget``; returns the
     curve: one dict per evaluation with ``step``, ``minutes``, the scores of
-    ``scorer(gan.sampling_generator)`` and the step's mean Wasserstein estimate (or D loss).
+    ``scorer(G)`` and the step's mean Wasserstein estimate (or D loss). G is the one to listen
+    to (the weight average when there is one), for SpecGAN followed by Griffin-Lim with the
+    data's spectrogram moments.
 
-    ``report(point)`` is called with each point as it is measured.
+    ``report(point)`` is called with each point as it is measured. With ``export_dir`` the
+    final G is exported there (as ``export/`` of a training run; a previous folder there is
+    replaced once the new one is written).
     """
     from wavegan_tf.data import audio_dataset
     from wavegan_tf.gan import critic_batches
+    from wavegan_tf.training import data_moments, model_inputs
 
     if int(eval_every) != eval_every or eval_every < 1:
         raise ValueError(f"eval_every must be a positive integer, got eval_every={eval_every!r}")
+    moments = data_moments(config, data_dir) if config.model == "specgan" else None
     keras.utils.set_random_seed(config.seed)
     gan = config.build_gan()
     labels = dict(labels=True, class_names=config.class_names) if config.conditional else {}
-    batches = audio_dataset(data_dir, slice_len=config.slice_len,
-                            sample_rate=config.sample_rate, num_channels=config.num_channels,
-                            batch_size=config.batch_size, seed=config.seed, **labels)
-    tracker = _CurveTracker(gan, budget, scorer, report)
+    batches = model_inputs(audio_dataset(data_dir, slice_len=config.slice_len,
+                                         sample_rate=config.sample_rate,
+                                         num_channels=config.num_channels,
+                                         batch_size=config.batch_size, seed=config.seed,
+                                         **labels), moments)
+    audio_generator = config.build_audio_generator(gan.sampling_generator, moments)
+    tracker = _CurveTracker(gan, budget, lambda: scorer(audio_generator), report)
     tracker.measure({})
     epochs = math.ceil(budget.steps / eval_every) if budget.steps else 10 ** 9
     gan.fit(critic_batches(batches, config.n_critic), steps_per_epoch=int(eval_every),
             epochs=epochs, callbacks=[tracker], verbose=0, shuffle=False)
+    if export_dir is not None:
+        _replace_export(audio_generator, config, tracker.step, export_dir)
     return tracker.points
 
 
+def _replace_export(generator, config, step, export_dir):
+    """Writes the export beside ``export_dir`` and moves it into place."""
+    from wavegan_tf.atomic_files import atomic_output_dir
+    from wavegan_tf.export import write_export
+
+    with atomic_output_dir(export_dir) as partial:
+        write_export(generator, config, step, partial)
+
+
 class _CurveTracker(keras.callbacks.Callback):
-    """Counts steps and training time, stops at the budget, scores G after every epoch."""
+    """Counts steps and training time, stops at the budget, scores G (``scorer()``) after every
+    epoch."""
 
     def __init__(self, gan, budget, scorer, report):
         super().__init__()
@@ -250,7 +274,7 @@ class _CurveTracker(keras.callbacks.Callback):
         for key in ("wasserstein", "d_loss", "g_loss"):
             if key in logs:
                 point[key] = float(logs[key])
-        point.update(self.scorer(self.gan.sampling_generator))
+        point.update(self.scorer())
         self.points.append(point)
         if self.report is not None:
             self.report(point)
