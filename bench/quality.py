@@ -2,7 +2,8 @@
 
 Trains each variant (``--variants``; ``baseline`` is the paper's WaveGAN, ``ema`` adds
 ``--ema_decay``, ``augment`` adds ``--augment``, ``ema+augment`` both, ``specgan`` is the paper's
-SpecGAN, scored through Griffin-Lim, and combines the same way) from the same seed, on the
+SpecGAN, scored through Griffin-Lim, ``d32``/``b8`` set the model dim/batch size, and all of
+them combine the same way, e.g. ``specgan+ema+d32``) from the same seed, on the
 same data in the same order, for the same budget (``--steps`` and/or ``--minutes`` of training;
 scoring does not count), and scores G every ``--eval_every`` steps and before the first step
 with the project's evaluation (wavegan_tf.eval.learning_curve): inception score, FID, |D|self,
@@ -48,8 +49,9 @@ flags.DEFINE_string("data_dir", None, "Training audio: a labelled folder (DIR/<c
 flags.DEFINE_string("out_dir", os.path.join("runs", "quality"),
                     "Where quality.json, quality.png and the default classifier go.")
 flags.DEFINE_list("variants", ["baseline", "ema", "augment"],
-                  "Variants to compare: baseline, ema, augment, specgan, or parts joined "
-                  "by '+' (e.g. specgan+ema).")
+                  "Variants to compare: baseline, ema, augment, specgan, d<model dim>, "
+                  "b<batch size> (overriding --model_dim, --batch_size), or parts joined by "
+                  "'+' (e.g. specgan+ema, specgan+d32).")
 flags.DEFINE_integer("steps", 0, "Generator steps per variant (0 = no step limit).")
 flags.DEFINE_float("minutes", 30.0, "Minutes of training per variant (0 = no time limit); "
                    "with --steps too, whichever is reached first ends the variant.")
@@ -165,7 +167,8 @@ def main(argv):
         budget = learning_curve.Budget(steps=FLAGS.steps, minutes=FLAGS.minutes)
         base = dict(model_dim=FLAGS.model_dim, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
                     conditional=FLAGS.conditional)
-        configs = {name: WaveGANConfig.for_model(extra.pop("model", "wavegan"), **base, **extra)
+        configs = {name: WaveGANConfig.for_model(extra.pop("model", "wavegan"),
+                                                 **{**base, **extra})
                    for name, extra in variants.items()}
     except ValueError as err:
         raise app.UsageError(str(err)) from None

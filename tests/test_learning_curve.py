@@ -41,11 +41,17 @@ def test_variants_name_the_settings_they_turn_on():
                        "ema+augment": {"ema_decay": 0.99, "augment": ["shift"]}}
     assert learning_curve.variant_configs(["specgan", "specgan+ema"], 0.9, []) == {
         "specgan": {"model": "specgan"}, "specgan+ema": {"model": "specgan", "ema_decay": 0.9}}
+    assert learning_curve.variant_configs(["d32", "specgan+d8+b4"], 0.9, []) == {
+        "d32": {"model_dim": 32},
+        "specgan+d8+b4": {"model": "specgan", "model_dim": 8, "batch_size": 4}}
 
 
 @pytest.mark.parametrize("names, message", [
     (["baseline", "r1"], "variants: unknown variant 'r1'"),
     (["ema+ema"], "variants: unknown variant 'ema+ema'"),
+    (["d16+d32"], "variants: unknown variant 'd16+d32'"),
+    (["d0"], "variants: unknown variant 'd0'"),
+    (["bx"], "variants: unknown variant 'bx'"),
     (["ema", "ema"], "variants must name at least one variant, each once"),
 ])
 def test_bad_variants_are_named(names, message):

@@ -30,16 +30,18 @@ from wavegan_tf.eval.features import fit_batch
 
 BASELINE = "baseline"
 # The settings each variant part turns on; parts join with "+", e.g. "ema+augment". "specgan"
-# trains the paper's SpecGAN instead of WaveGAN (its own model defaults apply).
+# trains the paper's SpecGAN instead of WaveGAN (its own model defaults apply); "d<N>" and
+# "b<N>" set the model dim and the batch size, to compare sizes at an equal budget.
 VARIANT_PARTS = ("ema", "augment", "specgan")
+SIZE_PARTS = {"d": "model_dim", "b": "batch_size"}
 SCORE_BATCH = 64
 
 
 def variant_configs(names, ema_decay, augment):
     """``{name: WaveGANConfig overrides}`` for variant names such as ``baseline``, ``ema``,
-    ``augment``, ``specgan`` or ``ema+augment``; ValueError naming ``variants`` for unknown or
-    repeated names. Build each config with ``WaveGANConfig.for_model`` so that a ``model``
-    override brings that model's defaults."""
+    ``augment``, ``specgan``, ``d32`` or ``specgan+ema+d32``; ValueError naming ``variants``
+    for unknown or repeated names. Build each config with ``WaveGANConfig.for_model`` so that
+    a ``model`` override brings that model's defaults."""
     names = [str(n).strip() for n in names]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"variants must name at least one variant, each once, got "
@@ -49,11 +51,22 @@ def variant_configs(names, ema_decay, augment):
     configs = {}
     for name in names:
         parts = [] if name == BASELINE else name.split("+")
-        if any(p not in VARIANT_PARTS for p in parts) or len(set(parts)) != len(parts):
+        found = [settings.get(p) or _size_setting(p) for p in parts]
+        keys = [k for setting in found if setting for k in setting]
+        if not all(found) or len(set(keys)) != len(keys):
             raise ValueError(f"variants: unknown variant {name!r}; use {BASELINE!r} or parts of "
-                             f"{list(VARIANT_PARTS)} joined by '+' (e.g. 'ema+augment')")
-        configs[name] = {k: v for p in parts for k, v in settings[p].items()}
+                             f"{list(VARIANT_PARTS)}, d<model dim>, b<batch size>, each once, "
+                             f"joined by '+' (e.g. 'ema+augment', 'specgan+d32')")
+        configs[name] = {k: v for setting in found for k, v in setting.items()}
     return configs
+
+
+def _size_setting(part):
+    """``{"model_dim": N}`` for ``dN``, ``{"batch_size": N}`` for ``bN`` (N >= 1), else None."""
+    key, digits = part[:1], part[1:]
+    if key in SIZE_PARTS and digits.isdigit() and int(digits) >= 1:
+        return {SIZE_PARTS[key]: int(digits)}
+    return None
 
 
 def labelled_layout(data_dir):
