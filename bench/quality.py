@@ -23,9 +23,10 @@ clips' value as a dashed ceiling) and each variant's final G as an export in
 OUT_DIR/generators/<variant> (for generate.py --model, bench/spectrogram_sheet.py --models).
 The last line holds ``name=value`` pairs: ``<variant>_is``, ``<variant>_fid``, ... for every
 variant at its last evaluation, then, unprefixed, those of the best variant (the highest last
-inception score, or without labels the silent-frame share closest to the real one): ``best``, ``is``, ``is_real``, ``is_ratio``,
-``fid``, ``steps``, ``minutes``, ``silent_share``, ``silent_share_real``, ``centroid_spread``,
-``centroid_spread_real``, and ``peak_gflops``, the fp32 matmul peak of the machine.
+inception score, or without labels the silent-frame share closest to the real one): ``best``,
+``is``, ``is_real``, ``is_ratio``, ``fid``, ``steps``, ``minutes``, ``silent_share``,
+``silent_share_real``, ``centroid_spread``, ``centroid_spread_real``, and ``peak_gflops``, the
+fp32 matmul peak of the machine.
 
     python bench/quality.py --minutes 30 --model_dim 32 --batch_size 32 --eval_every 250
     python bench/quality.py --model_dim 8 --batch_size 8 --steps 60 --eval_every 20 \\
