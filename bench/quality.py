@@ -28,7 +28,8 @@ inception score, or without labels the silent-frame share closest to the real on
 ``silent_share_real``, ``centroid_spread``, ``centroid_spread_real``, and ``peak_gflops``, the
 fp32 matmul peak of the machine.
 
-    python bench/quality.py --minutes 30 --model_dim 32 --batch_size 32 --eval_every 250
+    python bench/quality.py --minutes 8 --model_dim 16 --batch_size 16 --eval_every 150 \\
+        --variants baseline,augment,specgan,specgan+ema
     python bench/quality.py --model_dim 8 --batch_size 8 --steps 60 --eval_every 20 \\
         --eval_n 100 --classifier_epochs 5
     python bench/quality.py --data_dir data/demo_drums --variants baseline,augment --steps 500
