@@ -60,38 +60,92 @@ def test_conv1d_transpose_values_and_gradients_equal_tf(kernel_len, stride, leng
         _close(a, e)
 
 
-def test_conv1d_second_derivative_of_the_gradient_penalty_equals_tf():
-    """The penalty differentiates D's input gradient again with respect to the weights."""
-    x, w = _random(2, 64, 4), _random(25, 4, 8, seed=1)
+PLANS = [polyphase_conv.MATMUL, polyphase_conv.STANDARD, polyphase_conv.Plan(True, False, True),
+         polyphase_conv.Plan(False, True, False), polyphase_conv.Plan(False, False, True)]
 
-    def penalty_grads(conv):
-        with tf.GradientTape() as outer:
-            outer.watch([x, w])
-            with tf.GradientTape() as inner:
-                inner.watch(x)
-                y = conv(x, w)
-                score = tf.reduce_sum(tf.where(y > 0, y, 0.2 * y) * tf.sin(y))
-            grad = inner.gradient(score, x)
-            penalty = tf.reduce_sum(grad * grad)
-        return outer.gradient(penalty, [x, w])
 
-    expected = penalty_grads(lambda x, w: tf.nn.conv1d(x, w, 4, "SAME"))
-    actual = penalty_grads(lambda x, w: polyphase_conv.conv1d(x, w, 4))
+def _penalty_terms(conv, x, w):
+    """The layer's output, its input gradient, and the gradients of a penalty on that input
+    gradient (a second derivative, as in WGAN-GP) with respect to the input and the kernel."""
+    with tf.GradientTape() as outer:
+        outer.watch([x, w])
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = conv(x, w)
+            score = tf.reduce_sum(tf.where(y > 0, y, 0.2 * y) * tf.sin(y))
+        grad = inner.gradient(score, x)
+        penalty = tf.reduce_sum(grad * grad) + score
+    return [y, grad] + outer.gradient(penalty, [x, w])
+
+
+@pytest.mark.parametrize("plan", PLANS)
+@pytest.mark.parametrize("kernel_len,stride,length", SHAPES)
+def test_planned_products_and_their_second_derivatives_equal_tf(plan, kernel_len, stride,
+                                                                 length):
+    x, w = _random(2, length, 4), _random(kernel_len, 4, 8, seed=1)
+    expected = _penalty_terms(lambda x, w: tf.nn.conv1d(x, w, stride, "SAME"), x, w)
+    actual = _penalty_terms(
+        lambda x, w: polyphase_conv.planned_conv1d(x, w, stride, plan), x, w)
     for a, e in zip(actual, expected):
-        _close(a, e, atol=1e-4 * float(tf.reduce_max(tf.abs(e))))
+        assert a.shape == e.shape
+        _close(a, e, atol=1e-5 * max(1.0, float(tf.reduce_max(tf.abs(e)))))
 
 
+@pytest.mark.parametrize("kernel_len,stride,length", SHAPES)
+def test_input_and_kernel_gradient_matmuls_equal_tf(kernel_len, stride, length):
+    x, w = _random(3, length, 5), _random(kernel_len, 5, 6, seed=1)
+    steps = -(-length // stride)
+    grads = _random(3, steps, 6, seed=2)
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        y = tf.nn.conv1d(x, w, stride, "SAME")
+    expected = tape.gradient(y, [x, w], output_gradients=grads)
+    _close(polyphase_conv.conv1d_input_gradient(grads, w, length, stride), expected[0])
+    _close(polyphase_conv.conv1d_kernel_gradient(x, grads, kernel_len, stride), expected[1])
+
+
+def test_gradient_penalty_through_the_discriminator_equals_the_standard_layers():
+    keras.utils.set_random_seed(0)
+    discriminator = build_discriminator(model_dim=4, phase_shuffle_rad=0)
+    audio = _random(2, 16384, 1)
+
+    def run():
+        weights = discriminator.trainable_weights
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(audio)
+                logit = tf.reduce_sum(discriminator(audio, training=True))
+            grad = inner.gradient(logit, audio)
+            penalty = tf.reduce_sum(grad * grad)
+        # D is piecewise linear in its biases: their second derivatives are None either way.
+        return [grad] + [tf.convert_to_tensor(g) for g in outer.gradient(penalty, weights)
+                         if g is not None]
+
+    with conv_formulation("standard"):
+        expected = run()
+    with conv_formulation("polyphase"):
+        actual = run()
+    assert len(actual) == len(expected) == 1 + 6   # the input gradient, six kernels
+    for a, e in zip(actual, expected):
+        _close(a, e, atol=1e-4 * max(1.0, float(tf.reduce_max(tf.abs(e)))))
+
+
+@pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("num_classes", [0, 3])
-def test_models_give_the_same_audio_logits_and_gradients_with_either_formulation(num_classes):
+def test_models_give_the_same_audio_logits_and_gradients_with_either_formulation(num_classes,
+                                                                                 training):
+    """In training the custom gradients tie the products; otherwise TensorFlow differentiates
+    the forward products. (No phase shuffle: in training it would draw different shifts.)"""
     keras.utils.set_random_seed(0)
     generator = build_generator(model_dim=4, num_classes=num_classes)
-    discriminator = build_discriminator(model_dim=4, num_classes=num_classes)
+    discriminator = build_discriminator(model_dim=4, num_classes=num_classes,
+                                        phase_shuffle_rad=0)
     z, label = _random(2, 100), tf.constant([0, 2])
 
     def run():
         with tf.GradientTape() as tape:
-            audio = generator([z, label] if num_classes else z)
-            logit = discriminator([audio, label] if num_classes else audio)
+            audio = generator([z, label] if num_classes else z, training=training)
+            logit = discriminator([audio, label] if num_classes else audio, training=training)
             loss = tf.reduce_sum(logit)
         weights = generator.trainable_weights + discriminator.trainable_weights
         grads = tape.gradient(loss, weights)
@@ -151,23 +205,42 @@ def test_unsupported_settings_fall_back_to_the_standard_convolution():
         _close(layer(x), reference(x))
 
 
-def test_auto_rule_picks_the_few_steps_wide_layers_on_avx2_cpus(monkeypatch):
-    monkeypatch.setattr(polyphase_conv, "_polyphase_device", lambda: True)
-    assert polyphase_conv.use_polyphase(16, 1024)       # D's last, G's first layer at d=64
-    assert not polyphase_conv.use_polyphase(64, 512)    # D's and G's next ones
-    assert not polyphase_conv.use_polyphase(16, 256)    # d=16
+def test_avx2_rule_picks_each_product_by_shape():
+    plan = polyphase_conv.rule_plan
+    assert plan("avx2", 4096, 1, 64) == (False, True, False)
+    assert plan("avx2", 1024, 64, 128) == polyphase_conv.STANDARD
+    assert plan("avx2", 256, 128, 256) == polyphase_conv.STANDARD
+    assert plan("avx2", 64, 256, 512) == (False, False, True)
+    assert plan("avx2", 16, 512, 1024) == polyphase_conv.MATMUL
+    assert plan("avx2", 16, 128, 256) == polyphase_conv.STANDARD                # d=16
+
+
+def test_avx512_rule_picks_each_product_by_shape():
+    plan = polyphase_conv.rule_plan
+    # d=64, D's layers from the first (in terms of the forward convolution; G's mirror them).
+    assert plan("avx512", 4096, 1, 64) == (False, True, False)
+    assert plan("avx512", 1024, 64, 128) == (False, False, False)
+    assert plan("avx512", 256, 128, 256) == (True, False, True)
+    assert plan("avx512", 64, 256, 512) == (True, False, True)
+    assert plan("avx512", 16, 512, 1024) == (True, True, True)
+    # d=16: only the one-channel layer's input gradient.
+    assert plan("avx512", 4096, 1, 16) == (False, True, False)
+    assert plan("avx512", 16, 128, 256) == polyphase_conv.STANDARD
+
+
+@pytest.mark.parametrize("kind", [None, "avx2", "avx512"])
+def test_formulations_override_the_rule(monkeypatch, kind):
+    monkeypatch.setattr(polyphase_conv, "cpu_kind", lambda: kind)
+    assert polyphase_conv.layer_plan(16, 512, 1024) == polyphase_conv.rule_plan(kind, 16, 512,
+                                                                                 1024)
     with conv_formulation("standard"):
-        assert not polyphase_conv.use_polyphase(16, 1024)
+        assert polyphase_conv.layer_plan(16, 512, 1024) == polyphase_conv.STANDARD
     with conv_formulation("polyphase"):
-        assert polyphase_conv.use_polyphase(4096, 64)
-    assert polyphase_conv.use_polyphase(16, 1024)
+        assert polyphase_conv.layer_plan(4096, 64, 128) == polyphase_conv.MATMUL
 
 
-def test_other_devices_keep_the_standard_convolution(monkeypatch):
-    monkeypatch.setattr(polyphase_conv, "_polyphase_device", lambda: False)
-    assert not polyphase_conv.use_polyphase(16, 1024)
-    with conv_formulation("polyphase"):
-        assert polyphase_conv.use_polyphase(16, 1024)
+def test_gpus_tpus_and_unknown_cpus_keep_the_standard_convolution():
+    assert polyphase_conv.rule_plan(None, 16, 512, 1024) == polyphase_conv.STANDARD
 
 
 def test_unknown_formulation_is_an_error_naming_the_choices():
@@ -176,30 +249,63 @@ def test_unknown_formulation_is_an_error_naming_the_choices():
             pass
 
 
-def test_auto_rule_runs_only_the_wide_few_step_layers_of_the_models_as_matmuls(monkeypatch):
-    """At d=32, G's first layer (16 input steps, 512 channels) and D's last (16 output steps,
-    512 channels)."""
-    monkeypatch.setattr(polyphase_conv, "_polyphase_device", lambda: True)
+def _record_matmuls(monkeypatch):
+    """Records the input shape of every forward and input-gradient matmul traced from now on."""
     calls = []
-    for name in ("conv1d", "conv1d_transpose"):
+    for name in ("conv1d", "conv1d_input_gradient"):
         original = getattr(polyphase_conv, name)
 
-        def record(inputs, *args, original=original, **kwargs):
-            calls.append(tuple(inputs.shape[1:]))
+        def record(inputs, *args, original=original, name=name, **kwargs):
+            calls.append((name, tuple(inputs.shape[1:])))
             return original(inputs, *args, **kwargs)
 
         monkeypatch.setattr(polyphase_conv, name, record)
-    generator, discriminator = build_generator(model_dim=32), build_discriminator(model_dim=32)
+    return calls
+
+
+@pytest.mark.parametrize("kind,model_dim,expected", [
+    # G's first layer (16 input steps) and last (one output channel), D's last layer.
+    ("avx2", 64, [("conv1d_input_gradient", (16, 1024)), ("conv1d_input_gradient", (4096, 64)),
+                  ("conv1d", (64, 512))]),
+    # At d=16 only G's last layer.
+    ("avx512", 16, [("conv1d_input_gradient", (4096, 16))]),
+])
+def test_the_models_run_the_rules_products_as_matmuls(monkeypatch, kind, model_dim, expected):
+    monkeypatch.setattr(polyphase_conv, "cpu_kind", lambda: kind)
+    calls = _record_matmuls(monkeypatch)
+    generator = build_generator(model_dim=model_dim)
+    discriminator = build_discriminator(model_dim=model_dim)
     calls.clear()
     discriminator(generator(_random(1, 100)))
-    assert calls == [(16, 512), (64, 256)]
+    assert calls == expected
+    calls.clear()
+    discriminator(generator(_random(1, 100), training=True), training=True)
+    assert calls == expected
 
 
-@pytest.mark.parametrize("flags,expected", [("fma avx2", True), ("avx2 avx512f avx512bw", False),
-                                            ("", False)])
-def test_the_rule_applies_to_cpus_without_avx512(monkeypatch, tmp_path, flags, expected):
+@pytest.mark.parametrize("flags,expected", [("fma avx2", "avx2"),
+                                            ("avx2 avx512f avx512bw", "avx512"), ("", None)])
+def test_the_cpu_kind_comes_from_the_cpu_flags(monkeypatch, tmp_path, flags, expected):
     path = tmp_path / "cpuinfo"
     path.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
     monkeypatch.setattr(polyphase_conv.bfloat16_support, "CPUINFO_PATH", str(path))
     monkeypatch.setattr(polyphase_conv.tf.config, "list_logical_devices", lambda kind: [])
-    assert polyphase_conv._polyphase_device() is expected
+    assert polyphase_conv.cpu_kind() == expected
+
+
+@pytest.mark.parametrize("limit,expected", [("AVX2", "avx2"), ("avx", "avx2"),
+                                            ("AVX512_CORE_BF16", "avx512"), ("ALL", "avx512")])
+def test_a_onednn_isa_limit_below_avx512_selects_the_avx2_rule(monkeypatch, tmp_path, limit,
+                                                                 expected):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nflags\t\t: avx2 avx512f\n")
+    monkeypatch.setattr(polyphase_conv.bfloat16_support, "CPUINFO_PATH", str(path))
+    monkeypatch.setattr(polyphase_conv.tf.config, "list_logical_devices", lambda kind: [])
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", limit)
+    assert polyphase_conv.cpu_kind() == expected
+
+
+def test_a_gpu_keeps_the_standard_convolution(monkeypatch):
+    monkeypatch.setattr(polyphase_conv.tf.config, "list_logical_devices",
+                        lambda kind: ["/device:GPU:0"] if kind == "GPU" else [])
+    assert polyphase_conv.cpu_kind() is None

@@ -1,29 +1,32 @@
-"""Strided 1-D convolutions that can run as one matrix product over stacked frames (polyphase).
+"""Strided 1-D convolutions whose three products can each run as one matrix product (polyphase).
 
 WaveGAN's convolutions have stride 4 and kernel 25 with 'same' padding. Cut the padded input into
 frames of ``stride`` samples: output step ``t`` reads frames ``t .. t + Q - 1`` (``Q =
-ceil(kernel / stride)``, 7 for WaveGAN), so the whole convolution is one matrix product of those
-``Q`` frames, stacked side by side, with the kernel zero-padded to ``Q * stride`` taps (28) and
-flattened. The transposed convolution is the same product the other way: output frame ``f``
-(``stride`` samples of every output channel) is the product of input steps ``f - Q + 1 .. f``,
-stacked, with the kernel rearranged into one ``[Q * in_channels, stride * out_channels]`` matrix.
-Both give the values of ``tf.nn.conv1d`` / ``tf.nn.conv1d_transpose`` up to float rounding, and
-their gradients, to any order, are those of a pad, slices, a concatenation and a matmul.
+ceil(kernel / stride)``, 7 for WaveGAN), so the convolution is one matrix product of those ``Q``
+frames, stacked side by side, with the kernel zero-padded to ``Q * stride`` taps (28) and
+flattened. The other two products of a training step are matmuls too: the input gradient (the
+forward pass of G's transposed convolutions) multiplies the output by the transposed kernel
+matrix and adds the ``Q`` overlapping frame groups back into place; the kernel gradient is the
+stacked frames, transposed, times the output gradient. All three give the values of TensorFlow's
+ops up to float rounding.
 
-On CPUs some shapes run several times faster this way than as TensorFlow's convolution (which
-reaches only a fraction of the matmul speed at few time steps of many channels), others
-slower (the stacked frames hold ``Q`` = 7 copies of the input). :func:`use_polyphase`
-decides per layer shape by the rule measured in ``bench/conv_layers.py`` (see the README's
-Performance section), on CPUs without AVX-512; those with it, GPUs and TPUs keep the standard
-convolution.
+On CPUs TensorFlow's convolution runs some WaveGAN shapes at a fraction of its matmul speed, and
+which product is slow differs by shape: :func:`layer_plan` picks, per layer, which of the three
+run as matmuls (a :class:`Plan`), by rules measured with ``bench/conv_layers.py`` (see the
+README's Performance section). GPUs and TPUs keep TensorFlow's convolutions. The products are
+tied together with custom gradients that are themselves these products, so every order of
+derivative (the gradient penalty takes a second one) uses the plan, and the stacked frames are
+rebuilt from the input when the kernel gradient needs them instead of being kept.
 
 :class:`PolyphaseConv1D` and :class:`PolyphaseConv1DTranspose` are ``keras.layers.Conv1D`` /
 ``Conv1DTranspose`` with exactly their weights, variable names and config; only the way the
-product is computed differs, so checkpoints, exports and parameter counts are those of the
+products are computed differs, so checkpoints, exports and parameter counts are those of the
 standard layers. :func:`conv_formulation` forces one formulation, e.g. to compare both.
 """
 
+import collections
 import contextlib
+import os
 
 import keras
 import tensorflow as tf
@@ -31,20 +34,39 @@ import tensorflow as tf
 from wavegan_tf import bfloat16_support
 
 FORMULATIONS = ("auto", "standard", "polyphase")
-# Polyphase wins on CPU when a layer has few time steps and many channels (measured in
-# bench/conv_layers.py, see the README): at most this many steps on its short side (the output
-# of a forward convolution, the input of a transposed one), with at least MIN_CHANNELS input or
-# output channels. At d=64 these are D's last and G's first layer, 2.3-3.1x faster in training.
-MAX_STEPS = 16
-MIN_CHANNELS = 512
+
+Plan = collections.namedtuple("Plan", ["forward", "input_gradient", "kernel_gradient"])
+Plan.__doc__ = """Which products of a strided convolution run as matmuls (True) rather than as
+TensorFlow's convolution ops: ``forward`` (input to output), ``input_gradient`` (output to input:
+D's backward pass, G's forward pass) and ``kernel_gradient``. Always in the terms of the forward
+convolution, for G's transposed layers too (their input is its output)."""
+STANDARD = Plan(False, False, False)
+MATMUL = Plan(True, True, True)
+
+# The rules' thresholds, from bench/conv_layers.py at d=64, batch 64 (README). A layer is
+# "large" when its output steps x input channels x output channels reach LARGE_WORK (every layer
+# at d=64 has 2^23, at d=16 2^19; at d=16 the matmuls did not pay).
+LARGE_WORK = 2**22
+# The most output steps of a large layer whose forward product / kernel gradient runs as matmuls,
+# per CPU kind: on AVX-512 D's last three layers (forward 1.0-2.2x faster, kernel gradient
+# 1.0-2.2x); on AVX2 the last one (1.5x) and, for the kernel gradient, the last two (1.2-1.8x).
+FORWARD_MAX_STEPS = {"avx512": 256, "avx2": 16}
+KERNEL_GRADIENT_MAX_STEPS = {"avx512": 256, "avx2": 64}
+# On both, the input gradient of the last layer (1.0-1.9x) and of one-channel inputs (2.2-4x).
+INPUT_GRADIENT_MAX_STEPS = 16
+# Frames of at most this many values (stride x channels) take the input gradient as one product.
+NARROW_FRAME = 64
+# oneDNN, which runs TensorFlow's convolutions and matmuls on x86 CPUs, can be limited to an
+# older instruction set by this environment variable; below AVX-512 the AVX2 rule applies.
+ISA_LIMIT_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 _state = {"formulation": "auto"}
 
 
 @contextlib.contextmanager
 def conv_formulation(name):
-    """Within the block, layers traced from now on use ``name``: "auto" (the measured rule),
-    "standard" (TensorFlow's convolution) or "polyphase" (the matmul wherever it applies)."""
+    """Within the block, layers traced from now on use ``name``: "auto" (the measured rules),
+    "standard" (TensorFlow's convolution) or "polyphase" (every product as a matmul)."""
     if name not in FORMULATIONS:
         raise ValueError(f"conv formulation must be one of {FORMULATIONS}, got {name!r}")
     previous = _state["formulation"]
@@ -55,36 +77,51 @@ def conv_formulation(name):
         _state["formulation"] = previous
 
 
-def _polyphase_device():
-    """Whether the rule applies here: a CPU-only machine whose CPU lacks AVX-512.
-
-    On the AVX-512 CPU measured, the two layers ran 1.8-3x faster as matmuls but whole training
-    iterations at d=64 ran slower and took about 270 MiB more (see the README), so AVX-512 CPUs,
-    GPUs and TPUs keep TensorFlow's convolution.
-    """
+def cpu_kind():
+    """"avx512" or "avx2" (any x86 CPU without AVX-512, or with oneDNN limited below it; see
+    :data:`ISA_LIMIT_VARIABLES`) on a machine whose only devices are CPUs; None with a GPU or
+    TPU or when the CPU's flags cannot be read."""
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-        return False
+        return None
     try:
         with open(bfloat16_support.CPUINFO_PATH, encoding="utf-8", errors="replace") as f:
             flags = bfloat16_support.cpu_flags(f.read())
     except OSError:
-        return False
-    return bool(flags) and "avx512f" not in flags
+        return None
+    if not flags:
+        return None
+    return "avx512" if "avx512f" in flags and not _isa_limited_below_avx512() else "avx2"
 
 
-def use_polyphase(steps, channels):
-    """Whether a layer of this shape runs as the polyphase matmul under the current formulation.
+def _isa_limited_below_avx512():
+    for name in ISA_LIMIT_VARIABLES:
+        limit = os.environ.get(name, "").strip().upper()
+        if limit and limit not in ("ALL", "DEFAULT"):
+            return not limit.startswith(("AVX512", "AVX10"))
+    return False
 
-    ``steps`` is the number of output steps of a forward convolution or of input steps of a
-    transposed one (its short side); ``channels`` the larger of its input and output channel
-    counts.
-    """
+
+def rule_plan(kind, steps, in_channels, out_channels):
+    """The measured rule's :class:`Plan` on a CPU of ``kind`` (see :func:`cpu_kind`; None:
+    TensorFlow's ops everywhere) for a forward convolution from ``in_channels`` to ``steps`` x
+    ``out_channels``."""
+    if kind not in FORWARD_MAX_STEPS:
+        return STANDARD
+    large = steps * in_channels * out_channels >= LARGE_WORK
+    return Plan(forward=large and steps <= FORWARD_MAX_STEPS[kind],
+                input_gradient=in_channels == 1 or (large and steps <= INPUT_GRADIENT_MAX_STEPS),
+                kernel_gradient=large and steps <= KERNEL_GRADIENT_MAX_STEPS[kind])
+
+
+def layer_plan(steps, in_channels, out_channels):
+    """The :class:`Plan` of a layer under the current formulation (forward-convolution terms:
+    ``steps`` output steps, D's output or G's input)."""
     formulation = _state["formulation"]
-    if formulation != "auto":
-        return formulation == "polyphase"
-    if not _polyphase_device():
-        return False
-    return steps <= MAX_STEPS and channels >= MIN_CHANNELS
+    if formulation == "standard":
+        return STANDARD
+    if formulation == "polyphase":
+        return MATMUL
+    return rule_plan(cpu_kind(), steps, in_channels, out_channels)
 
 
 def _same_padding(length_in, length_out, kernel_len, stride):
@@ -96,89 +133,237 @@ def _frames(kernel_len, stride):
     return -(-kernel_len // stride)
 
 
+def _geometry(length, kernel_len, stride, padding):
+    """(output steps, left padding) of a convolution of ``length`` samples."""
+    if padding == "same":
+        steps = -(-length // stride)
+        return steps, _same_padding(length, steps, kernel_len, stride)
+    return (length - kernel_len) // stride + 1, 0
+
+
+def _padded_frames(inputs, kernel_len, stride, padding):
+    """``[batch, steps + Q - 1, stride * channels]``: the padded input cut into frames of
+    ``stride`` samples; output step ``t`` reads frames ``t .. t + Q - 1``."""
+    length, channels = inputs.shape[1], inputs.shape[2]
+    steps, left = _geometry(length, kernel_len, stride, padding)
+    needed = (steps + _frames(kernel_len, stride) - 1) * stride
+    x = tf.pad(inputs, [[0, 0], [left, max(needed - length - left, 0)], [0, 0]])[:, :needed]
+    return tf.reshape(x, [-1, needed // stride, stride * channels])
+
+
+def _frame_rows(frames, q, steps, after=None):
+    """Frame ``t + q`` of every output step ``t``, as ``[batch * steps, stride * channels]``.
+
+    The copy is made only once ``after`` exists: without that order TensorFlow may copy all
+    ``Q`` offsets at once and hold ``Q`` copies of the input, which the per-offset products
+    exist to avoid.
+    """
+    with tf.control_dependencies([] if after is None else [after]):
+        return tf.reshape(frames[:, q:q + steps], [-1, frames.shape[2]])
+
+
+def _kernel_blocks(kernel, stride):
+    """The kernel ``[kernel_len, in, out]`` zero-padded to ``Q * stride`` taps, as ``Q`` blocks
+    ``[Q, stride * in, out]``: block ``q`` multiplies frame ``t + q``."""
+    kernel_len, channels, filters = kernel.shape
+    frames = _frames(kernel_len, stride)
+    padded = tf.pad(kernel, [[0, frames * stride - kernel_len], [0, 0], [0, 0]])
+    return tf.reshape(padded, [frames, stride * channels, filters])
+
+
 def conv1d(inputs, kernel, stride, padding="same"):
-    """``tf.nn.conv1d(inputs, kernel, stride, padding.upper())`` as one matmul.
+    """``tf.nn.conv1d(inputs, kernel, stride, padding.upper())`` as matmuls: the sum over the
+    ``Q`` frame offsets of each offset's frames times its kernel block (one ``Q``-times-wider
+    product over stacked frames gives the same, but holds ``Q`` copies of the input).
 
     ``inputs`` ``[batch, length, in_channels]`` (static length), ``kernel`` ``[kernel_len,
     in_channels, out_channels]``; ``padding`` is "same" or "valid".
     """
-    length, channels = inputs.shape[1], inputs.shape[2]
-    kernel_len, _, filters = kernel.shape
+    steps, _ = _geometry(inputs.shape[1], kernel.shape[0], stride, padding)
+    frames = _padded_frames(inputs, kernel.shape[0], stride, padding)
+    blocks = _kernel_blocks(kernel, stride)
+    total = None
+    for q in range(blocks.shape[0]):
+        part = tf.matmul(_frame_rows(frames, q, steps, after=total), blocks[q])
+        total = part if total is None else total + part
+    return tf.reshape(total, [-1, steps, kernel.shape[2]])
+
+
+def conv1d_input_gradient(grads, kernel, length, stride):
+    """The input gradient of a 'same' ``tf.nn.conv1d`` of ``length`` samples whose output
+    gradient is ``grads`` ``[batch, steps, out_channels]``: ``[batch, length, in_channels]``.
+
+    Each frame offset's product of ``grads`` with its transposed kernel block gives the frames
+    that offset touched; they are added back into place (overlap-add), one offset at a time.
+    Where a frame is narrow (at most :data:`NARROW_FRAME` values, e.g. D's one-channel input)
+    such products would run far below matmul speed, so one product gives all offsets at once.
+    """
+    kernel_len, channels, filters = kernel.shape
     frames = _frames(kernel_len, stride)
-    if padding == "same":
-        steps = -(-length // stride)
-        left = _same_padding(length, steps, kernel_len, stride)
+    steps, left = grads.shape[1], _same_padding(length, grads.shape[1], kernel_len, stride)
+    rows, blocks = tf.reshape(grads, [-1, filters]), _kernel_blocks(kernel, stride)
+    if stride * channels <= NARROW_FRAME:
+        matrix = tf.reshape(blocks, [frames * stride * channels, filters])
+        stacked = tf.reshape(tf.matmul(rows, matrix, transpose_b=True),
+                             [-1, steps, frames, stride * channels])
+        offset_frames = lambda q: stacked[:, :, q]  # noqa: E731
     else:
-        steps = (length - kernel_len) // stride + 1
-        left = 0
-    needed = (steps + frames - 1) * stride
-    right = needed - length - left
-    x = tf.pad(inputs, [[0, 0], [left, max(right, 0)], [0, 0]])[:, :needed]
-    x = tf.reshape(x, [-1, steps + frames - 1, stride * channels])
-    stacked = tf.concat([x[:, q:q + steps] for q in range(frames)], axis=-1)
-    weights = tf.pad(kernel, [[0, frames * stride - kernel_len], [0, 0], [0, 0]])
-    weights = tf.reshape(weights, [frames * stride * channels, filters])
-    product = tf.matmul(tf.reshape(stacked, [-1, frames * stride * channels]), weights)
-    return tf.reshape(product, [-1, steps, filters])
+        offset_frames = lambda q: tf.reshape(  # noqa: E731
+            tf.matmul(rows, blocks[q], transpose_b=True), [-1, steps, stride * channels])
+    total = None
+    for q in range(frames):
+        # One offset at a time (see _frame_rows): all at once would hold 2 Q input-sized copies.
+        with tf.control_dependencies([] if total is None else [total]):
+            part = tf.pad(offset_frames(q), [[0, 0], [q, frames - 1 - q], [0, 0]])
+        total = part if total is None else total + part
+    samples = tf.reshape(total, [-1, (steps + frames - 1) * stride, channels])
+    samples = tf.pad(samples, [[0, 0], [0, max(left + length - samples.shape[1], 0)], [0, 0]])
+    return samples[:, left:left + length]
 
 
 def conv1d_transpose(inputs, kernel, stride):
     """``tf.nn.conv1d_transpose`` with 'same' padding (output length ``length * stride``) as one
     matmul. ``inputs`` ``[batch, length, in_channels]``, ``kernel`` ``[kernel_len,
     out_channels, in_channels]`` (Keras' ``Conv1DTranspose`` layout)."""
-    length, channels = inputs.shape[1], inputs.shape[2]
-    kernel_len, filters, _ = kernel.shape
-    frames = _frames(kernel_len, stride)
-    length_out = length * stride
-    left = _same_padding(length_out, length, kernel_len, stride)
-    first, last = left // stride, -(-(left + length_out) // stride)
-    x = tf.pad(inputs, [[0, 0], [frames - 1, frames - 1], [0, 0]])
-    # Output frame f reads input steps f - q for q = 0 .. frames - 1.
-    stacked = tf.concat([x[:, first - q + frames - 1:last - q + frames - 1]
-                         for q in range(frames)], axis=-1)
-    weights = tf.pad(kernel, [[0, frames * stride - kernel_len], [0, 0], [0, 0]])
-    weights = tf.reshape(weights, [frames, stride, filters, channels])
-    weights = tf.reshape(tf.transpose(weights, [0, 3, 1, 2]),
-                         [frames * channels, stride * filters])
-    product = tf.matmul(tf.reshape(stacked, [-1, frames * channels]), weights)
-    samples = tf.reshape(product, [-1, (last - first) * stride, filters])
-    start = left - first * stride
-    return samples[:, start:start + length_out]
+    return conv1d_input_gradient(inputs, kernel, inputs.shape[1] * stride, stride)
 
 
-def _plain(layer):
-    """Whether a Keras conv layer's settings are the ones the polyphase product covers."""
+def conv1d_kernel_gradient(inputs, grads, kernel_len, stride):
+    """The kernel gradient ``[kernel_len, in_channels, out_channels]`` of a 'same'
+    ``tf.nn.conv1d`` of ``inputs`` whose output gradient is ``grads``: one matmul per frame
+    offset (each offset's frames, transposed, times ``grads``)."""
+    steps, filters = grads.shape[1], grads.shape[2]
+    frames = _padded_frames(inputs, kernel_len, stride, "same")
+    rows = tf.reshape(grads, [-1, filters])
+    blocks = []
+    for q in range(_frames(kernel_len, stride)):
+        rows_q = _frame_rows(frames, q, steps, after=blocks[-1] if blocks else None)
+        blocks.append(tf.matmul(rows_q, rows, transpose_a=True))
+    kernel = tf.reshape(tf.stack(blocks), [len(blocks) * stride, inputs.shape[2], filters])
+    return kernel[:kernel_len]
+
+
+def standard_conv1d(inputs, kernel, stride):
+    """A 'same' convolution as TensorFlow's op."""
+    return tf.nn.conv1d(inputs, kernel, stride, "SAME")
+
+
+def standard_input_gradient(grads, kernel, length, stride):
+    """:func:`conv1d_input_gradient` as TensorFlow's op (its transposed convolution)."""
+    shape = [tf.shape(grads)[0], length, kernel.shape[1]]
+    return tf.nn.conv1d_transpose(grads, kernel, shape, stride, "SAME")
+
+
+def standard_kernel_gradient(inputs, grads, kernel_len, stride):
+    """:func:`conv1d_kernel_gradient` as TensorFlow's op (a 2-D one of height 1, as
+    ``tf.nn.conv1d`` runs)."""
+    sizes = [1, kernel_len, inputs.shape[2], grads.shape[2]]
+    return tf.raw_ops.Conv2DBackpropFilter(input=inputs[:, None], filter_sizes=sizes,
+                                           out_backprop=grads[:, None],
+                                           strides=[1, 1, stride, 1], padding="SAME")[0]
+
+
+def planned_conv1d(inputs, kernel, stride, plan):
+    """A 'same' ``tf.nn.conv1d`` whose products (this one and, through custom gradients, its
+    derivatives of every order) run as ``plan`` says."""
+    length, kernel_len = inputs.shape[1], kernel.shape[0]
+
+    @tf.custom_gradient
+    def convolve(x, w):
+        outputs = (conv1d if plan.forward else standard_conv1d)(x, w, stride)
+
+        def gradient(grads):
+            return (planned_input_gradient(grads, w, length, stride, plan),
+                    planned_kernel_gradient(x, grads, kernel_len, stride, plan))
+        return outputs, gradient
+
+    return convolve(inputs, kernel)
+
+
+def planned_input_gradient(grads, kernel, length, stride, plan):
+    """The input gradient of a 'same' convolution of ``length`` samples (= the transposed
+    convolution of ``grads``), its products run as ``plan`` says."""
+    kernel_len = kernel.shape[0]
+
+    @tf.custom_gradient
+    def transpose(g, w):
+        products = conv1d_input_gradient if plan.input_gradient else standard_input_gradient
+        outputs = products(g, w, length, stride)
+
+        def gradient(upstream):
+            return (planned_conv1d(upstream, w, stride, plan),
+                    planned_kernel_gradient(upstream, g, kernel_len, stride, plan))
+        return outputs, gradient
+
+    return transpose(grads, kernel)
+
+
+def planned_kernel_gradient(inputs, grads, kernel_len, stride, plan):
+    """The kernel gradient of a 'same' convolution of ``inputs`` with output gradient
+    ``grads``, its products run as ``plan`` says."""
+    length = inputs.shape[1]
+
+    @tf.custom_gradient
+    def correlate(x, g):
+        products = conv1d_kernel_gradient if plan.kernel_gradient else standard_kernel_gradient
+        outputs = products(x, g, kernel_len, stride)
+
+        def gradient(upstream):
+            return (planned_input_gradient(g, upstream, length, stride, plan),
+                    planned_conv1d(x, upstream, stride, plan))
+        return outputs, gradient
+
+    return correlate(inputs, grads)
+
+
+def _plain(layer, inputs):
+    """Whether a Keras conv layer's settings and input are the ones the planned products
+    cover: strided, channels-last, 'same' padding, static length."""
     return (layer.data_format == "channels_last" and getattr(layer, "groups", 1) == 1
-            and tuple(layer.dilation_rate) == (1,) and layer.strides[0] > 1)
+            and tuple(layer.dilation_rate) == (1,) and layer.strides[0] > 1
+            and layer.padding == "same" and inputs.shape[1] is not None)
 
 
 @keras.saving.register_keras_serializable(package="wavegan_tf")
 class PolyphaseConv1D(keras.layers.Conv1D):
-    """``keras.layers.Conv1D`` that runs as the polyphase matmul where :func:`use_polyphase`
-    says so (strided, channels-last, 'same' or 'valid' padding, static length)."""
+    """``keras.layers.Conv1D`` whose products run as :func:`layer_plan` says (strided,
+    channels-last, 'same' padding, static length; other settings run as ``Conv1D``).
 
-    def call(self, inputs):
-        if not (_plain(self) and self.padding in ("same", "valid")
-                and inputs.shape[1] is not None):
+    In training the products are tied by :func:`planned_conv1d`'s custom gradients; otherwise
+    (generation, exports) the forward product alone runs, as plain TensorFlow ops.
+    """
+
+    def call(self, inputs, training=None):
+        if not _plain(self, inputs):
             return super().call(inputs)
-        steps = self.compute_output_shape(inputs.shape)[1]
-        if not use_polyphase(steps, max(inputs.shape[-1], self.filters)):
+        steps = -(-inputs.shape[1] // self.strides[0])
+        plan = layer_plan(steps, inputs.shape[-1], self.filters)
+        if plan == STANDARD or not (training or plan.forward):
             return super().call(inputs)
-        return _finish(self, conv1d(inputs, self.kernel, self.strides[0], self.padding))
+        kernel, stride = tf.convert_to_tensor(self.kernel), self.strides[0]
+        if training:
+            return _finish(self, planned_conv1d(inputs, kernel, stride, plan))
+        return _finish(self, conv1d(inputs, kernel, stride))
 
 
 @keras.saving.register_keras_serializable(package="wavegan_tf")
 class PolyphaseConv1DTranspose(keras.layers.Conv1DTranspose):
-    """``keras.layers.Conv1DTranspose`` that runs as the polyphase matmul where
-    :func:`use_polyphase` says so (strided, channels-last, 'same' padding, no output padding)."""
+    """``keras.layers.Conv1DTranspose`` whose products run as :func:`layer_plan` says (strided,
+    channels-last, 'same' padding, no output padding, static length). Its forward pass is the
+    input gradient of the convolution with the same kernel; in training its products are tied
+    by :func:`planned_input_gradient`'s custom gradients, otherwise that product alone runs."""
 
-    def call(self, inputs):
-        if not (_plain(self) and self.padding == "same" and self.output_padding is None
-                and inputs.shape[1] is not None):
+    def call(self, inputs, training=None):
+        if not (_plain(self, inputs) and self.output_padding is None):
             return super().call(inputs)
-        if not use_polyphase(inputs.shape[1], max(inputs.shape[-1], self.filters)):
+        plan = layer_plan(inputs.shape[1], self.filters, inputs.shape[-1])
+        if plan == STANDARD or not (training or plan.input_gradient):
             return super().call(inputs)
-        return _finish(self, conv1d_transpose(inputs, self.kernel, self.strides[0]))
+        kernel, stride = tf.convert_to_tensor(self.kernel), self.strides[0]
+        length = inputs.shape[1] * stride
+        if training:
+            return _finish(self, planned_input_gradient(inputs, kernel, length, stride, plan))
+        return _finish(self, conv1d_input_gradient(inputs, kernel, length, stride))
 
 
 def _finish(layer, outputs):
