@@ -40,6 +40,25 @@ def test_support_follows_the_cpu_flags(text, native, reason):
     assert reason in support.reason
 
 
+@pytest.mark.parametrize("limit,native", [("AVX2", False), ("avx512_core", False),
+                                          ("AVX512_CORE_BF16", True), ("AVX10_1_512", True),
+                                          ("ALL", True)])
+def test_a_onednn_isa_limit_below_bfloat16_makes_it_emulated(monkeypatch, limit, native):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", limit)
+    support = support_of(cpuinfo_text=AVX512_BF16_CPUINFO, accelerators=[])
+    assert support.native is native
+    if not native:
+        assert f"ONEDNN_MAX_CPU_ISA={limit.upper()}" in support.reason
+
+
+def test_onednn_isa_limit_reads_the_first_variable_set():
+    assert bfloat16_support.onednn_isa_limit({}) is None
+    assert bfloat16_support.onednn_isa_limit({"DNNL_MAX_CPU_ISA": " avx2 "}) == (
+        "DNNL_MAX_CPU_ISA", "AVX2")
+    assert bfloat16_support.onednn_isa_limit({"ONEDNN_MAX_CPU_ISA": "default",
+                                              "DNNL_MAX_CPU_ISA": "AVX2"}) is None
+
+
 def test_accelerators_are_native_whatever_the_cpu():
     support = support_of(cpuinfo_text=AVX2_CPUINFO, accelerators=["/device:GPU:0"])
     assert support == (True, "runs on /device:GPU:0")

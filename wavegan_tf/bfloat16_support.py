@@ -8,6 +8,7 @@ the ``flags`` line of ``/proc/cpuinfo``; elsewhere the answer is unknown and not
 """
 
 import collections
+import os
 
 import tensorflow as tf
 from absl import logging
@@ -15,6 +16,12 @@ from absl import logging
 CPUINFO_PATH = "/proc/cpuinfo"
 # /proc/cpuinfo flags of the x86 instructions that compute bfloat16 products natively.
 NATIVE_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN, which runs TensorFlow's matmuls and convolutions on x86 CPUs, can be limited to an
+# older instruction set by these environment variables (the first one set counts) ...
+ISA_LIMIT_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# ... and computes bfloat16 natively only at these limits (or an AVX10 one).
+NATIVE_ISA_LIMITS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
+                     "AVX512_CORE_AMX_FP16")
 
 BFloat16Support = collections.namedtuple("BFloat16Support", ["native", "reason"])
 BFloat16Support.__doc__ = """``native``: True, False, or None when unknown; ``reason``: why."""
@@ -28,6 +35,17 @@ def cpu_flags(cpuinfo_text):
         if key.strip() == "flags":
             flags.update(value.split())
     return flags
+
+
+def onednn_isa_limit(environ=None):
+    """``(variable, limit)`` when oneDNN is limited to an instruction set below the CPU's
+    (upper case, e.g. ``"AVX2"``), else None (unset, ``ALL`` or ``DEFAULT``)."""
+    environ = os.environ if environ is None else environ
+    for name in ISA_LIMIT_VARIABLES:
+        limit = environ.get(name, "").strip().upper()
+        if limit:
+            return None if limit in ("ALL", "DEFAULT") else (name, limit)
+    return None
 
 
 def _accelerators():
@@ -56,6 +74,11 @@ def bfloat16_support(cpuinfo_text=None, accelerators=None):
     if not flags:
         return BFloat16Support(None, f"no CPU flags in {CPUINFO_PATH}: CPU unknown")
     native = [flag for flag in NATIVE_CPU_FLAGS if flag in flags]
+    limited = onednn_isa_limit()
+    if native and limited and not (limited[1] in NATIVE_ISA_LIMITS
+                                   or limited[1].startswith("AVX10")):
+        return BFloat16Support(False, f"{limited[0]}={limited[1]} keeps oneDNN from the CPU's "
+                                      f"{', '.join(native).upper()}: bfloat16 is emulated")
     if native:
         return BFloat16Support(True, f"the CPU has {', '.join(native).upper()}")
     return BFloat16Support(False, "the CPU has neither AVX512_BF16 nor AMX: bfloat16 is emulated")

@@ -26,7 +26,6 @@ standard layers. :func:`conv_formulation` forces one formulation, e.g. to compar
 
 import collections
 import contextlib
-import os
 
 import keras
 import tensorflow as tf
@@ -56,9 +55,6 @@ KERNEL_GRADIENT_MAX_STEPS = {"avx512": 256, "avx2": 64}
 INPUT_GRADIENT_MAX_STEPS = 16
 # Frames of at most this many values (stride x channels) take the input gradient as one product.
 NARROW_FRAME = 64
-# oneDNN, which runs TensorFlow's convolutions and matmuls on x86 CPUs, can be limited to an
-# older instruction set by this environment variable; below AVX-512 the AVX2 rule applies.
-ISA_LIMIT_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 _state = {"formulation": "auto"}
 
@@ -78,8 +74,8 @@ def conv_formulation(name):
 
 
 def cpu_kind():
-    """"avx512" or "avx2" (any x86 CPU without AVX-512, or with oneDNN limited below it; see
-    :data:`ISA_LIMIT_VARIABLES`) on a machine whose only devices are CPUs; None with a GPU or
+    """"avx512" or "avx2" (any x86 CPU without AVX-512, or with oneDNN limited below it by
+    ``ONEDNN_MAX_CPU_ISA``; see ``bfloat16_support.onednn_isa_limit``) on a machine whose only devices are CPUs; None with a GPU or
     TPU or when the CPU's flags cannot be read."""
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return None
@@ -94,11 +90,8 @@ def cpu_kind():
 
 
 def _isa_limited_below_avx512():
-    for name in ISA_LIMIT_VARIABLES:
-        limit = os.environ.get(name, "").strip().upper()
-        if limit and limit not in ("ALL", "DEFAULT"):
-            return not limit.startswith(("AVX512", "AVX10"))
-    return False
+    limited = bfloat16_support.onednn_isa_limit()
+    return bool(limited) and not limited[1].startswith(("AVX512", "AVX10"))
 
 
 def rule_plan(kind, steps, in_channels, out_channels):
