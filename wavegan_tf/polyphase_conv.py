@@ -1,22 +1,24 @@
-"""Strided 1-D convolutions whose three products can each run as one matrix product (polyphase).
+"""Strided 1-D convolutions whose three products can each run as matrix products (polyphase).
 
 WaveGAN's convolutions have stride 4 and kernel 25 with 'same' padding. Cut the padded input into
 frames of ``stride`` samples: output step ``t`` reads frames ``t .. t + Q - 1`` (``Q =
-ceil(kernel / stride)``, 7 for WaveGAN), so the convolution is one matrix product of those ``Q``
-frames, stacked side by side, with the kernel zero-padded to ``Q * stride`` taps (28) and
-flattened. The other two products of a training step are matmuls too: the input gradient (the
-forward pass of G's transposed convolutions) multiplies the output by the transposed kernel
-matrix and adds the ``Q`` overlapping frame groups back into place; the kernel gradient is the
-stacked frames, transposed, times the output gradient. All three give the values of TensorFlow's
-ops up to float rounding.
+ceil(kernel / stride)``, 7 for WaveGAN), so the convolution is the sum over the ``Q`` frame
+offsets of each offset's frames times its block of the kernel (zero-padded to ``Q * stride``
+taps, 28). The other two products of a training step are matmuls too: the input gradient (the
+forward pass of G's transposed convolutions) multiplies the output gradient by each transposed
+block and adds the ``Q`` results back into place (overlap-add); the kernel gradient multiplies
+each offset's frames, transposed, by the output gradient. All three give the values of
+TensorFlow's ops up to float rounding. The offsets are taken one at a time, so no ``Q``-fold
+copy of the input is made.
 
 On CPUs TensorFlow's convolution runs some WaveGAN shapes at a fraction of its matmul speed, and
-which product is slow differs by shape: :func:`layer_plan` picks, per layer, which of the three
-run as matmuls (a :class:`Plan`), by rules measured with ``bench/conv_layers.py`` (see the
-README's Performance section). GPUs and TPUs keep TensorFlow's convolutions. The products are
-tied together with custom gradients that are themselves these products, so every order of
-derivative (the gradient penalty takes a second one) uses the plan, and the stacked frames are
-rebuilt from the input when the kernel gradient needs them instead of being kept.
+which product is slow differs by shape and instruction set: :func:`layer_plan` picks, per layer,
+which of the three run as matmuls (a :class:`Plan`), by rules per CPU kind measured with
+``bench/conv_layers.py`` (see the README's Performance section). GPUs and TPUs keep TensorFlow's
+convolutions. In training the products are tied together with custom gradients that are
+themselves these products, so every order of derivative (the gradient penalty takes a second
+one) follows the plan, and the kernel gradient cuts its frames from the layer's input when it
+needs them instead of keeping them from the forward pass.
 
 :class:`PolyphaseConv1D` and :class:`PolyphaseConv1DTranspose` are ``keras.layers.Conv1D`` /
 ``Conv1DTranspose`` with exactly their weights, variable names and config; only the way the
@@ -74,9 +76,9 @@ def conv_formulation(name):
 
 
 def cpu_kind():
-    """"avx512" or "avx2" (any x86 CPU without AVX-512, or with oneDNN limited below it by
-    ``ONEDNN_MAX_CPU_ISA``; see ``bfloat16_support.onednn_isa_limit``) on a machine whose only devices are CPUs; None with a GPU or
-    TPU or when the CPU's flags cannot be read."""
+    """"avx512" or "avx2" (an x86 CPU without AVX-512, or with oneDNN limited below it by
+    ``ONEDNN_MAX_CPU_ISA``; see ``bfloat16_support.onednn_isa_limit``) on a machine whose only
+    devices are CPUs; None with a GPU or TPU, or when the CPU's flags cannot be read."""
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return None
     try:
