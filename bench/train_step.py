@@ -6,7 +6,7 @@ One iteration is ``n_critic`` critic updates and one generator update (the paper
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
 ``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). Each is
 timed with the convolution formulations of ``--convs`` (``wavegan_tf.polyphase_conv``: ``auto``,
-the library's choice per layer shape, and ``standard``, TensorFlow's convolutions everywhere),
+the library's choice per layer and product, and ``standard``, TensorFlow's convolutions),
 and the speed-up of the first over each other one is printed.
 ``--models wavegan,specgan`` measures both models at each size and mode in the same run, so
 their seconds per iteration compare directly (SpecGAN's keys start with ``specgan_``; its
