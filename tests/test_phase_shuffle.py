@@ -30,6 +30,70 @@ def test_shift_equals_reflect_padded_shift_for_each_k(k):
     np.testing.assert_array_equal(out, _reference_shift(x, k))
 
 
+def _pad_roll_slice(x, k, rad):
+    """The shift by autodiff-able TensorFlow ops (reflect pad by rad, roll, keep the middle):
+    a reference for the gather's custom gradients."""
+    padded = tf.pad(x, [[0, 0], [rad, rad], [0, 0]], mode="REFLECT")
+    return tf.roll(padded, k, axis=1)[:, rad:rad + x.shape[1]]
+
+
+def _gradients_of_both_orders(shift, x, weights, direction):
+    """First derivative of sum(weights * shift(x)^2) w.r.t. x, and the derivative of its inner
+    product with ``direction``: the second derivative goes through the first's gradient."""
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            value = tf.reduce_sum(weights * tf.square(shift(x)))
+        first = inner.gradient(value, x)
+        projected = tf.reduce_sum(first * direction)
+    return first.numpy(), outer.gradient(projected, x).numpy()
+
+
+@pytest.mark.parametrize("rad", [1, 2, 3])
+def test_gradients_of_both_orders_match_autodiff_of_pad_roll_slice(rad):
+    rng = np.random.default_rng(rad)
+    x = tf.constant(_inputs(length=9))
+    weights = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    direction = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    for k in range(-rad, rad + 1):
+        ours = _gradients_of_both_orders(
+            lambda t: shift_with_reflection(t, tf.constant(k), rad), x, weights, direction)
+        reference = _gradients_of_both_orders(
+            lambda t: _pad_roll_slice(t, k, rad), x, weights, direction)
+        for got, want in zip(ours, reference):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_of_both_orders_under_xla_and_in_bfloat16():
+    x = tf.constant(_inputs(length=9))
+    weights = tf.constant(np.random.default_rng(5).normal(size=x.shape).astype("float32"))
+    compiled = tf.function(_gradients_of_both_orders_as_tensors, jit_compile=True)
+    for k in (-2, 1):
+        reference = _gradients_of_both_orders(
+            lambda u, k=k: _pad_roll_slice(u, k, 2), x, weights, weights)
+        for got, want in zip(compiled(x, tf.constant(k), weights), reference):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+        y = tf.cast(x, tf.bfloat16)
+        out = shift_with_reflection(y, tf.constant(k), 2)
+        assert out.dtype == tf.bfloat16
+        np.testing.assert_array_equal(out.numpy().astype("float32"),
+                                      _reference_shift(y.numpy().astype("float32"), k))
+
+
+def _gradients_of_both_orders_as_tensors(x, k, weights):
+    """:func:`_gradients_of_both_orders` of the shift by ``k``, with ``weights`` as the
+    direction, as tensors (for a compiled function)."""
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            value = tf.reduce_sum(weights * tf.square(shift_with_reflection(x, k, 2)))
+        first = inner.gradient(value, x)
+        projected = tf.reduce_sum(first * weights)
+    return first, outer.gradient(projected, x)
+
+
 def test_identity_when_not_training():
     x = _inputs()
     layer = PhaseShuffle(2)

@@ -1,17 +1,22 @@
-"""Leaky ReLU for the discriminator, written so that its second derivative stays cheap.
+"""Leaky ReLU for the discriminator, written so that its derivatives stay lean.
 
 The gradient penalty differentiates D twice. TensorFlow's fused ``LeakyRelu`` (what
 ``keras.layers.LeakyReLU`` runs) has a second derivative that builds ``zeros_like(x)`` for every
 activation; those zero tensors depend only on a static shape, so the graph runtime may compute
 them all when the train step starts and hold them until the end: at d=64 that was over 1 GB.
-This layer computes ``where(x > 0, x, slope * x)`` instead, the same values and gradients
-(slope at ``x <= 0``, as the fused op), whose derivatives use scalar zeros and keep only the
-boolean mask ``x > 0`` for the backward pass (a quarter of the features' size in float32).
-The original code's ``tf.maximum(alpha * x, x)`` is the same function.
+Autodiff of ``where(x > 0, x, slope * x)`` avoids that but makes two selects, a product and a
+sum per backward pass (three activation-sized tensors at once in D's first layer).
+
+This layer runs the fused op forward and gives it custom gradients: the backward pass scales the
+incoming gradient by ``1`` where ``x > 0`` and by ``slope`` elsewhere (as the fused op, slope at
+``x = 0``), keeping only the boolean mask ``x > 0`` from the forward pass (a quarter of the
+features' size in float32); that scaling is linear, so its own gradient is the same scaling
+(any order of derivative). The original code's ``tf.maximum(alpha * x, x)`` is the same
+function.
 """
 
 import keras
-from keras import ops
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="wavegan_tf")
@@ -31,7 +36,7 @@ class LeakyReLU(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs):
-        return ops.where(inputs > 0, inputs, inputs * self.negative_slope)
+        return leaky_relu(inputs, self.negative_slope)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -40,3 +45,27 @@ class LeakyReLU(keras.layers.Layer):
         config = super().get_config()
         config.update({"negative_slope": self.negative_slope})
         return config
+
+
+def leaky_relu(x, negative_slope):
+    """``x`` where ``x > 0``, else ``negative_slope * x``, with the lean gradients of the module
+    doc."""
+    @tf.custom_gradient
+    def activate(x):
+        positive = x > 0
+        return (tf.nn.leaky_relu(x, alpha=negative_slope),
+                lambda grads: _scale(grads, positive, negative_slope))
+    return activate(x)
+
+
+def _scale(grads, positive, negative_slope):
+    """``grads`` times 1 where ``positive``, else times ``negative_slope``; its gradient is the
+    same scaling. The factors are made only once ``grads`` exists: made from the mask alone they
+    could be computed during the forward pass and held, at four times the mask's size."""
+    @tf.custom_gradient
+    def scale(g):
+        with tf.control_dependencies([g]):
+            factors = tf.where(positive, tf.ones((), g.dtype),
+                               tf.constant(negative_slope, g.dtype))
+        return g * factors, lambda upstream: _scale(upstream, positive, negative_slope)
+    return scale(grads)

@@ -159,11 +159,27 @@ def _frame_rows(frames, q, steps, after=None):
 
 def _kernel_blocks(kernel, stride):
     """The kernel ``[kernel_len, in, out]`` zero-padded to ``Q * stride`` taps, as ``Q`` blocks
-    ``[Q, stride * in, out]``: block ``q`` multiplies frame ``t + q``."""
+    ``[Q, stride * in, out]``: block ``q`` multiplies frame ``t + q``. A copy of the whole
+    kernel: only for narrow layers, whose kernels are small (see :func:`_kernel_block`)."""
     kernel_len, channels, filters = kernel.shape
     frames = _frames(kernel_len, stride)
     padded = tf.pad(kernel, [[0, frames * stride - kernel_len], [0, 0], [0, 0]])
     return tf.reshape(padded, [frames, stride * channels, filters])
+
+
+def _kernel_block(kernel, stride, q, after):
+    """Block ``q`` of :func:`_kernel_blocks` alone (taps ``q * stride`` onwards, the last one
+    zero-padded), made only once ``after`` exists.
+
+    A padded copy of the whole kernel would depend on the kernel only, so TensorFlow may make
+    it long before the product that uses it (a gradient's, at the start of the forward pass) and
+    hold it until then: at d=64 that was 56 MiB per copy for D's last layer.
+    """
+    with tf.control_dependencies([after]):
+        taps = kernel[q * stride:(q + 1) * stride]
+        if taps.shape[0] < stride:
+            taps = tf.pad(taps, [[0, stride - taps.shape[0]], [0, 0], [0, 0]])
+        return tf.reshape(taps, [stride * kernel.shape[1], kernel.shape[2]])
 
 
 def conv1d(inputs, kernel, stride, padding="same"):
@@ -176,10 +192,10 @@ def conv1d(inputs, kernel, stride, padding="same"):
     """
     steps, _ = _geometry(inputs.shape[1], kernel.shape[0], stride, padding)
     frames = _padded_frames(inputs, kernel.shape[0], stride, padding)
-    blocks = _kernel_blocks(kernel, stride)
     total = None
-    for q in range(blocks.shape[0]):
-        part = tf.matmul(_frame_rows(frames, q, steps, after=total), blocks[q])
+    for q in range(_frames(kernel.shape[0], stride)):
+        block = _kernel_block(kernel, stride, q, after=inputs if total is None else total)
+        part = tf.matmul(_frame_rows(frames, q, steps, after=total), block)
         total = part if total is None else total + part
     return tf.reshape(total, [-1, steps, kernel.shape[2]])
 
@@ -196,20 +212,22 @@ def conv1d_input_gradient(grads, kernel, length, stride):
     kernel_len, channels, filters = kernel.shape
     frames = _frames(kernel_len, stride)
     steps, left = grads.shape[1], _same_padding(length, grads.shape[1], kernel_len, stride)
-    rows, blocks = tf.reshape(grads, [-1, filters]), _kernel_blocks(kernel, stride)
+    rows = tf.reshape(grads, [-1, filters])
     if stride * channels <= NARROW_FRAME:
-        matrix = tf.reshape(blocks, [frames * stride * channels, filters])
+        matrix = tf.reshape(_kernel_blocks(kernel, stride), [frames * stride * channels, filters])
         stacked = tf.reshape(tf.matmul(rows, matrix, transpose_b=True),
                              [-1, steps, frames, stride * channels])
-        offset_frames = lambda q: stacked[:, :, q]  # noqa: E731
+        offset_frames = lambda q, after: stacked[:, :, q]  # noqa: E731
     else:
-        offset_frames = lambda q: tf.reshape(  # noqa: E731
-            tf.matmul(rows, blocks[q], transpose_b=True), [-1, steps, stride * channels])
+        offset_frames = lambda q, after: tf.reshape(tf.matmul(  # noqa: E731
+            rows, _kernel_block(kernel, stride, q, after), transpose_b=True),
+            [-1, steps, stride * channels])
     total = None
     for q in range(frames):
         # One offset at a time (see _frame_rows): all at once would hold 2 Q input-sized copies.
-        with tf.control_dependencies([] if total is None else [total]):
-            part = tf.pad(offset_frames(q), [[0, 0], [q, frames - 1 - q], [0, 0]])
+        after = grads if total is None else total
+        with tf.control_dependencies([after]):
+            part = tf.pad(offset_frames(q, after), [[0, 0], [q, frames - 1 - q], [0, 0]])
         total = part if total is None else total + part
     samples = tf.reshape(total, [-1, (steps + frames - 1) * stride, channels])
     samples = tf.pad(samples, [[0, 0], [0, max(left + length - samples.shape[1], 0)], [0, 0]])
@@ -229,14 +247,19 @@ def conv1d_kernel_gradient(inputs, grads, kernel_len, stride):
     ``tf.nn.conv1d`` of ``inputs`` whose output gradient is ``grads``: one matmul per frame
     offset (each offset's frames, transposed, times ``grads``)."""
     steps, filters = grads.shape[1], grads.shape[2]
-    frames = _padded_frames(inputs, kernel_len, stride, "same")
-    rows = tf.reshape(grads, [-1, filters])
+    # The frames are cut once the output gradient exists: they depend on the forward input
+    # only, and cut earlier (during the forward pass) they would be held until the backward
+    # pass reaches this layer.
+    with tf.control_dependencies([grads]):
+        frames = _padded_frames(inputs, kernel_len, stride, "same")
+    rows, channels = tf.reshape(grads, [-1, filters]), inputs.shape[2]
     blocks = []
     for q in range(_frames(kernel_len, stride)):
         rows_q = _frame_rows(frames, q, steps, after=blocks[-1] if blocks else None)
-        blocks.append(tf.matmul(rows_q, rows, transpose_a=True))
-    kernel = tf.reshape(tf.stack(blocks), [len(blocks) * stride, inputs.shape[2], filters])
-    return kernel[:kernel_len]
+        taps = min(stride, kernel_len - q * stride)
+        # The last block's padding taps are dropped here, so no padded kernel is stacked.
+        blocks.append(tf.matmul(rows_q, rows, transpose_a=True)[:taps * channels])
+    return tf.reshape(tf.concat(blocks, 0), [kernel_len, channels, filters])
 
 
 def standard_conv1d(inputs, kernel, stride):
