@@ -296,6 +296,9 @@ class WaveGAN(keras.Model):
         :meth:`_accumulate`)."""
         batch_size = ops.shape(real)[0]
         fake = self._generate(_after(after, self.sample_z(batch_size)), labels, training=True)
+        # D's passes start once G's forward pass is done: run beside it, the real clips' pass
+        # would hold its activations together with G's.
+        after = [fake]
         variables = self.discriminator.trainable_variables
         models = (self.discriminator,)
         d_loss, grads = 0.0, None
