@@ -10,7 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 # train.py, generate.py and evaluate.py (and their console commands) are run with --help in
 # test_packaging.py and test_train_cli.py.
-SCRIPTS = ("bench/train_step.py", "bench/generate.py", "bench/mixed_precision.py")
+SCRIPTS = ("bench/train_step.py", "bench/generate.py", "bench/mixed_precision.py",
+           "bench/memory_peak.py")
 
 
 def _run(*args):
