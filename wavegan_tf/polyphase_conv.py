@@ -237,8 +237,8 @@ def conv1d_input_gradient(grads, kernel, length, stride):
 def conv1d_transpose(inputs, kernel, stride):
     """``tf.nn.conv1d_transpose`` with 'same' padding (output length ``length * stride``) as
     matmuls: the input gradient of the convolution with the same kernel
-    (:func:`conv1d_input_gradient`). ``inputs`` ``[batch, length, in_channels]``, ``kernel`` ``[kernel_len,
-    out_channels, in_channels]`` (Keras' ``Conv1DTranspose`` layout)."""
+    (:func:`conv1d_input_gradient`). ``inputs`` ``[batch, length, in_channels]``, ``kernel``
+    ``[kernel_len, out_channels, in_channels]`` (Keras' ``Conv1DTranspose`` layout)."""
     return conv1d_input_gradient(inputs, kernel, inputs.shape[1] * stride, stride)
 
 
