@@ -22,11 +22,8 @@ AVX512_BF16_CPUINFO = AVX2_CPUINFO.replace("avx2 bmi2", "avx2 avx512f avx512_bf1
 AMX_CPUINFO = AVX2_CPUINFO.replace("avx2 bmi2", "avx2 avx512f amx_bf16 amx_tile")
 
 
-@pytest.fixture(autouse=True)
-def _onednn_unlimited(monkeypatch):
-    """These tests set the oneDNN instruction-set limit themselves where they need one."""
-    for name in bfloat16_support.ISA_LIMIT_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+# These tests set the oneDNN instruction-set limit themselves where they need one.
+pytestmark = pytest.mark.usefixtures("onednn_unlimited")
 
 
 def test_cpu_flags_reads_the_flags_lines_only():

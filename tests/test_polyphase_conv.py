@@ -14,11 +14,8 @@ from wavegan_tf.polyphase_conv import (PolyphaseConv1D, PolyphaseConv1DTranspose
 SHAPES = [(25, 4, 64), (25, 4, 61), (25, 2, 30), (3, 4, 17), (8, 4, 16)]
 
 
-@pytest.fixture(autouse=True)
-def _onednn_unlimited(monkeypatch):
-    """These tests set the oneDNN instruction-set limit themselves where they need one."""
-    for name in polyphase_conv.bfloat16_support.ISA_LIMIT_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+# These tests set the oneDNN instruction-set limit themselves where they need one.
+pytestmark = pytest.mark.usefixtures("onednn_unlimited")
 
 
 def _random(*shape, seed=0):
