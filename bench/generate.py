@@ -33,6 +33,7 @@ import flops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from wavegan_tf.allocator import release_freed_blocks  # noqa: E402
 from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
 
 FLAGS = flags.FLAGS
@@ -135,6 +136,7 @@ def _timed_exports(train_dir, z):
 
 def main(argv):
     del argv
+    release_freed_blocks()  # as the programs run (wavegan_tf.allocator)
     from random_run import make_train_dir
 
     from wavegan_tf.bfloat16_support import bfloat16_support

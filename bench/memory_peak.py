@@ -26,6 +26,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from wavegan_tf.allocator import release_freed_blocks  # noqa: E402
 from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
 
 FLAGS = flags.FLAGS
@@ -120,6 +121,7 @@ def live_at_peak(events):
 
 def main(argv):
     del argv
+    release_freed_blocks()  # as the programs run (wavegan_tf.allocator)
     for name in ("model_dim", "batch_size", "n_critic", "top"):
         if getattr(FLAGS, name) < 1:
             raise app.UsageError(f"--{name} must be >= 1, got {getattr(FLAGS, name)}")

@@ -6,8 +6,10 @@ One iteration is ``n_critic`` critic updates and one generator update (the paper
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
 ``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). Each is
 timed with the convolution formulations of ``--convs`` (``wavegan_tf.polyphase_conv``: ``auto``,
-the library's choice per layer and product, and ``standard``, TensorFlow's convolutions),
-and the speed-up of the first over each other one is printed.
+the library's choice per layer and product, and ``standard``, TensorFlow's convolutions)
+and each C allocator setting of ``--allocators`` (``released``: what the programs run with,
+see ``wavegan_tf.allocator``; ``glibc``: glibc's defaults, as in one's own Python), and the
+speed-up of the first combination over each other one is printed.
 ``--models wavegan,specgan`` measures both models at each size and mode in the same run, so
 their seconds per iteration compare directly (SpecGAN's keys start with ``specgan_``; its
 real batches are spectrograms, as after its input pipeline). The fp32 matmul peak is
@@ -19,6 +21,8 @@ line holds ``name=value`` pairs.
     python bench/train_step.py --sizes 64x64 --modes default --micro_batches 1,2,4
     python bench/train_step.py --sizes 16x16 --modes default --models wavegan,specgan
     python bench/train_step.py --sizes 64x16 --modes default --convs auto,standard
+    python bench/train_step.py --sizes 64x64 --modes default --convs auto \
+        --allocators released,glibc
 """
 
 import itertools
@@ -46,16 +50,20 @@ flags.DEFINE_list("micro_batches", ["1"],
 flags.DEFINE_list("convs", ["auto", "standard"],
                   "Convolution formulations to measure (auto, standard, polyphase); the first "
                   "is compared with each other one.")
+flags.DEFINE_list("allocators", ["released"],
+                  "C allocator settings to measure: released (freed blocks go back to the "
+                  "system, as the programs run; wavegan_tf.allocator) and glibc (its defaults).")
 flags.DEFINE_integer("iters", 2, "Timed iterations per measurement (after one warm-up).")
 flags.DEFINE_integer("n_critic", 5, "Critic updates per iteration.")
 flags.DEFINE_string("worker", None,
-                    "Internal: run one 'model:size:mode:micro_batches:conv' measurement and print "
-                    "JSON.")
+                    "Internal: run one 'model:size:mode:micro_batches:conv:allocator' "
+                    "measurement and print JSON.")
 
 MODES = ("default", "jit", "bf16", "fp16")
 # Keras dtype policies of the mixed-precision modes.
 POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 MODELS = ("wavegan", "specgan")
+ALLOCATORS = ("released", "glibc")
 
 
 def _models(model, model_dim):
@@ -114,7 +122,11 @@ def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model)
 
 
 def run_worker(spec):
-    model, size, mode, micro_batches, conv = spec.split(":")
+    model, size, mode, micro_batches, conv, allocator = spec.split(":")
+    if allocator == "released":
+        from wavegan_tf.allocator import release_freed_blocks
+
+        release_freed_blocks()
     model_dim, batch_size = (int(v) for v in size.split("x"))
     print(json.dumps(measure(model_dim, batch_size, mode, FLAGS.iters, FLAGS.n_critic,
                              int(micro_batches), model, conv)))
@@ -127,6 +139,10 @@ def run_all():
     for model in FLAGS.models:
         if model not in MODELS:
             raise app.UsageError(f"--models: unknown model {model!r}; choose from {MODELS}")
+    for allocator in FLAGS.allocators:
+        if allocator not in ALLOCATORS:
+            raise app.UsageError(f"--allocators: unknown setting {allocator!r}; choose from "
+                                 f"{ALLOCATORS}")
     from wavegan_tf.polyphase_conv import FORMULATIONS
 
     for conv in FLAGS.convs:
@@ -143,24 +159,26 @@ def run_all():
             FLAGS.sizes, FLAGS.modes, FLAGS.micro_batches, FLAGS.models):
         label = mode if micro_batches == "1" else f"{mode}/mb{micro_batches}"
         first = None
-        for conv in FLAGS.convs:
-            result = _spawn(f"{model}:{size}:{mode}:{micro_batches}:{conv}")
+        for conv, allocator in itertools.product(FLAGS.convs, FLAGS.allocators):
+            result = _spawn(f"{model}:{size}:{mode}:{micro_batches}:{conv}:{allocator}")
             ratio = result["gflops"] / peak
             line = (f"{model:<8} d={result['model_dim']:<3} batch={result['batch_size']:<3} "
-                    f"{label:<10} conv={conv:<9} {result['sec_per_iter']:8.2f} s/iter "
+                    f"{label:<10} conv={conv:<9} {allocator:<8} "
+                    f"{result['sec_per_iter']:8.2f} s/iter "
                     f"{1 / result['sec_per_iter']:7.3f} it/s {result['gflops']:7.1f} GFLOP/s "
                     f"({ratio:.0%} of fp32 peak) peak mem {result['peak_mem_mb']:.0f} MB")
             key = f"d{result['model_dim']}b{result['batch_size']}_{label.replace('/', '_')}"
             key = key if model == "wavegan" else f"{model}_{key}"
             key += "" if conv == "auto" else f"_{conv}"
+            key += "" if allocator == "released" else f"_{allocator}"
             summary[f"{key}_sec_per_iter"] = round(result["sec_per_iter"], 3)
             summary[f"{key}_peak_ratio"] = round(ratio, 3)
             summary[f"{key}_peak_mem_mb"] = round(result["peak_mem_mb"])
             if first is None:
-                first = (conv, result["sec_per_iter"])
+                first = (conv, allocator, result["sec_per_iter"])
             else:
-                speedup = result["sec_per_iter"] / first[1]
-                line += f"  conv={first[0]} is {speedup:.2f}x faster"
+                speedup = result["sec_per_iter"] / first[2]
+                line += f"  conv={first[0]} {first[1]} is {speedup:.2f}x faster"
                 summary[f"{key}_speedup_{first[0]}"] = round(speedup, 3)
             print(line, flush=True)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))

@@ -31,6 +31,7 @@ import contextlib
 
 import keras
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 from wavegan_tf import bfloat16_support
 
@@ -245,7 +246,13 @@ def conv1d_transpose(inputs, kernel, stride):
 def conv1d_kernel_gradient(inputs, grads, kernel_len, stride):
     """The kernel gradient ``[kernel_len, in_channels, out_channels]`` of a 'same'
     ``tf.nn.conv1d`` of ``inputs`` whose output gradient is ``grads``: one matmul per frame
-    offset (each offset's frames, transposed, times ``grads``)."""
+    offset (each offset's frames, transposed, times ``grads``), giving ``stride`` taps each.
+
+    The first block, padded to the whole kernel, holds the result, and each later block is
+    written into it in place (``InplaceUpdate``) once the one before is: concatenating the
+    blocks held all of them beside the result (106 MiB at once for D's last layer at d=64).
+    XLA, which has no in-place update op and plans its own buffers, concatenates.
+    """
     steps, filters = grads.shape[1], grads.shape[2]
     # The frames are cut once the output gradient exists: they depend on the forward input
     # only, and cut earlier (during the forward pass) they would be held until the backward
@@ -253,13 +260,27 @@ def conv1d_kernel_gradient(inputs, grads, kernel_len, stride):
     with tf.control_dependencies([grads]):
         frames = _padded_frames(inputs, kernel_len, stride, "same")
     rows, channels = tf.reshape(grads, [-1, filters]), inputs.shape[2]
-    blocks = []
+    in_place = not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    result, last, blocks = None, None, []
     for q in range(_frames(kernel_len, stride)):
-        rows_q = _frame_rows(frames, q, steps, after=blocks[-1] if blocks else None)
+        rows_q = _frame_rows(frames, q, steps, after=last)
         taps = min(stride, kernel_len - q * stride)
-        # The last block's padding taps are dropped here, so no padded kernel is stacked.
-        blocks.append(tf.matmul(rows_q, rows, transpose_a=True)[:taps * channels])
-    return tf.reshape(tf.concat(blocks, 0), [kernel_len, channels, filters])
+        # The last block's padding taps are dropped here, so no padded kernel is made.
+        last = tf.matmul(rows_q, rows, transpose_a=True)[:taps * channels]
+        if in_place:
+            last = result = _write_rows(result, last, q * stride * channels, kernel_len * channels)
+        else:
+            blocks.append(last)
+    return tf.reshape(result if in_place else tf.concat(blocks, 0), [kernel_len, channels, filters])
+
+
+def _write_rows(result, block, start, rows):
+    """``block`` written into rows ``start`` onwards of ``result``, in place (``InplaceUpdate``
+    updates its input's buffer: ``result`` must have no other use); None: a new result of
+    ``rows`` rows, ``block`` at ``start`` and zeros elsewhere."""
+    if result is None:
+        return tf.pad(block, [[start, rows - start - block.shape[0]], [0, 0]])
+    return tf.raw_ops.InplaceUpdate(x=result, i=tf.range(start, start + block.shape[0]), v=block)
 
 
 def standard_conv1d(inputs, kernel, stride):

@@ -21,15 +21,19 @@ import sys
 
 from absl import app, flags
 
+from wavegan_tf.allocator import release_freed_blocks
+
 
 def run_program(main, module_name):
-    """Runs ``main`` under ``absl.app.run`` as the program defined by module ``module_name``.
+    """Runs ``main`` under ``absl.app.run`` as the program defined by module ``module_name``,
+    with the C allocator settings of :mod:`wavegan_tf.allocator`.
 
     absl's ``--help`` prints the ``__main__`` module's docstring and the flags of the file that
     was started (``sys.argv[0]``). Here that file is a shim or a console script, so the
     program module's docstring is used as the usage text and its flags are declared key flags
     of the started file: ``--help`` then reads the same whichever way the program was started.
     """
+    release_freed_blocks()
     module = sys.modules[module_name]
     sys.modules["__main__"].__doc__ = module.__doc__
     for flag in flags.FLAGS.get_flags_for_module(module_name):
