@@ -2,7 +2,19 @@
 
 import os
 import socket
+import subprocess
+import sys
 import textwrap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_bench(script, *flags, timeout=600):
+    """Runs ``python bench/<script> <flags>`` from the repository root with TensorFlow's
+    start-up notices hidden; returns the CompletedProcess (text output captured)."""
+    return subprocess.run([sys.executable, os.path.join("bench", script), *flags],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 def free_ports(count):

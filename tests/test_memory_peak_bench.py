@@ -1,16 +1,10 @@
 """bench/memory_peak.py: the live tensors at a training step's memory peak, from the profiler."""
 
-import os
-import subprocess
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+from support import run_bench
 
 
 def _run(*flags):
-    return subprocess.run([sys.executable, "bench/memory_peak.py", *flags], capture_output=True,
-                          text=True, cwd=ROOT, env=ENV, timeout=300)
+    return run_bench("memory_peak.py", *flags, timeout=300)
 
 
 def test_prints_the_live_peak_and_the_largest_groups_alive_there():

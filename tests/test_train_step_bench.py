@@ -1,16 +1,10 @@
 """bench/train_step.py: seconds per iteration and peak memory, per allocator setting."""
 
-import os
-import subprocess
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+from support import run_bench
 
 
 def _run(*flags):
-    return subprocess.run([sys.executable, "bench/train_step.py", *flags], capture_output=True,
-                          text=True, cwd=ROOT, env=ENV, timeout=600)
+    return run_bench("train_step.py", *flags, timeout=600)
 
 
 def test_each_allocator_setting_is_measured_in_its_own_process():
