@@ -108,6 +108,20 @@ def test_input_and_kernel_gradient_matmuls_equal_tf(kernel_len, stride, length):
     _close(polyphase_conv.conv1d_kernel_gradient(x, grads, kernel_len, stride), expected[1])
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_kernel_gradient_in_a_graph_and_under_xla_equals_tf(jit_compile):
+    # A graph writes the blocks into the result in place; XLA concatenates them.
+    x, grads = _random(3, 64, 5), _random(3, 16, 6, seed=2)
+    w = _random(25, 5, 6, seed=1)
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        y = tf.nn.conv1d(x, w, 4, "SAME")
+    expected = tape.gradient(y, w, output_gradients=grads)
+    compiled = tf.function(lambda x, g: polyphase_conv.conv1d_kernel_gradient(x, g, 25, 4),
+                           jit_compile=jit_compile)
+    _close(compiled(x, grads), expected)
+
+
 def test_gradient_penalty_through_the_discriminator_equals_the_standard_layers():
     keras.utils.set_random_seed(0)
     discriminator = build_discriminator(model_dim=4, phase_shuffle_rad=0)

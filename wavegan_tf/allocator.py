@@ -9,7 +9,7 @@ resident and fragment; it also gives threads their own heaps (arenas), whose fre
 other threads cannot use. A training step frees and re-allocates blocks thousands of times, so
 the process's resident size ends far above what is alive at any moment. Fixing the threshold
 at 1 MiB and using one arena keeps it closer: at the paper's size (d=64, batch 64) the peak
-resident size fell by 100-140 MiB at 0.98-0.99x the speed (see the README's Memory paragraph).
+resident size was 40-180 MiB lower at 0.95-0.99x the speed (see the README's Memory paragraph).
 
 The settings are process-wide, so the library never applies them on import: the programs in
 ``wavegan_tf.cli`` and ``bench/`` call :func:`release_freed_blocks` when they start. A user who
