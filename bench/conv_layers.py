@@ -2,7 +2,7 @@
 
 A strided convolution takes part in training through three products: the forward one (input to
 output), the input gradient (output to input; also the forward pass of G's transposed
-convolutions) and the kernel gradient. ``wavegan_tf.polyphase_conv`` can run each as matmuls;
+convolutions) and the kernel gradient. ``wavegan_tf.cpu.polyphase_conv`` can run each as matmuls;
 this times both ways, in one process, for D's five convolution shapes at ``--model_dim`` and
 ``--batch_size`` (G's transposed convolutions are the same shapes the other way: G's first layer
 is D's last). The rules in ``polyphase_conv.rule_plan`` come from this table.
@@ -55,7 +55,7 @@ def best_time(fn, *args):
 
 def product_functions(length):
     """{product: (TensorFlow's version, the matmul version)} as functions of two tensors."""
-    from wavegan_tf import polyphase_conv as pc
+    from wavegan_tf.cpu import polyphase_conv as pc
 
     return {
         "forward": (lambda x, w: pc.standard_conv1d(x, w, STRIDE),
@@ -71,7 +71,7 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from wavegan_tf import polyphase_conv
+    from wavegan_tf.cpu import polyphase_conv
 
     kind = polyphase_conv.cpu_kind()
     print(f"CPU kind for the rule: {kind or 'none (GPU/TPU or unknown: TensorFlow everywhere)'}")

@@ -19,7 +19,7 @@ import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from wavegan_tf.data import audio_dataset, load_audio_store  # noqa: E402
+from wavegan_tf.audio.data import audio_dataset, load_audio_store  # noqa: E402
 
 
 def write_folder(folder, num_files, seconds, rate=44100):

@@ -33,7 +33,7 @@ import flops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from wavegan_tf.allocator import release_freed_blocks  # noqa: E402
+from wavegan_tf.cpu.allocator import release_freed_blocks  # noqa: E402
 from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
 
 FLAGS = flags.FLAGS
@@ -72,7 +72,7 @@ def time_exports(paths, z, batches):
 def time_tflite(path, z, batches):
     """(seconds per call, audio of the first call) for the flatbuffer at ``path``, run as
     ``generate.py --model FILE.tflite`` runs it."""
-    from wavegan_tf.tflite_export import load_tflite
+    from wavegan_tf.serving.tflite_export import load_tflite
 
     run, _ = load_tflite(path)
     audio = run(z)
@@ -96,7 +96,7 @@ def snr_db(reference, other):
 
 
 def _check_convs():
-    from wavegan_tf.polyphase_conv import FORMULATIONS
+    from wavegan_tf.cpu.polyphase_conv import FORMULATIONS
 
     for conv in FLAGS.convs:
         if conv not in FORMULATIONS:
@@ -106,8 +106,8 @@ def _check_convs():
 
 def _savedmodels(train_dir):
     """[(name, path)] of the SavedModel exports: every precision with every formulation."""
-    from wavegan_tf.export import export_generator
-    from wavegan_tf.polyphase_conv import conv_formulation
+    from wavegan_tf.serving.export import export_generator
+    from wavegan_tf.cpu.polyphase_conv import conv_formulation
 
     exports = []
     for precision in FLAGS.precisions:
@@ -122,7 +122,7 @@ def _savedmodels(train_dir):
 
 def _timed_exports(train_dir, z):
     """[(name, path, seconds per call, audio)] of every export, SavedModels first."""
-    from wavegan_tf.tflite_export import export_tflite
+    from wavegan_tf.serving.tflite_export import export_tflite
 
     savedmodels = _savedmodels(train_dir)
     timed = [(name, path, seconds, audio) for (name, path), (seconds, audio)
@@ -136,12 +136,12 @@ def _timed_exports(train_dir, z):
 
 def main(argv):
     del argv
-    release_freed_blocks()  # as the programs run (wavegan_tf.allocator)
+    release_freed_blocks()  # as the programs run (wavegan_tf.cpu.allocator)
     from random_run import make_train_dir
 
-    from wavegan_tf.bfloat16_support import bfloat16_support
-    from wavegan_tf.export import load_keras_generator
-    from wavegan_tf.web_export import layer_graph
+    from wavegan_tf.cpu.bfloat16_support import bfloat16_support
+    from wavegan_tf.serving.export import load_keras_generator
+    from wavegan_tf.serving.web_export import layer_graph
 
     _check_convs()
     support = bfloat16_support()

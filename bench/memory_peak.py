@@ -26,7 +26,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from wavegan_tf.allocator import release_freed_blocks  # noqa: E402
+from wavegan_tf.cpu.allocator import release_freed_blocks  # noqa: E402
 from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
 
 FLAGS = flags.FLAGS
@@ -35,7 +35,7 @@ flags.DEFINE_integer("batch_size", 64, "Clips per critic and generator update (6
 flags.DEFINE_integer("n_critic", 1, "Critic updates in the profiled step (the peak of one "
                      "update is that of five).")
 flags.DEFINE_enum("convs", "auto", ["auto", "standard", "polyphase"],
-                  "Convolution formulation (wavegan_tf.polyphase_conv).")
+                  "Convolution formulation (wavegan_tf.cpu.polyphase_conv).")
 flags.DEFINE_integer("top", 15, "Op/shape groups alive at the peak to print.")
 
 MIB = 2**20
@@ -47,12 +47,12 @@ def profiled_step(model_dim, batch_size, n_critic, conv, log_dir):
     import numpy as np
     import tensorflow as tf
 
-    from wavegan_tf import WaveGAN, build_discriminator, build_generator
-    from wavegan_tf.polyphase_conv import conv_formulation
+    from wavegan_tf import GANTrainer, build_discriminator, build_generator
+    from wavegan_tf.cpu.polyphase_conv import conv_formulation
 
     with conv_formulation(conv):
         keras.utils.set_random_seed(0)
-        gan = WaveGAN(build_generator(model_dim=model_dim),
+        gan = GANTrainer(build_generator(model_dim=model_dim),
                       build_discriminator(model_dim=model_dim), n_critic=n_critic, seed=0)
         gan.compile()
         shape = (n_critic, batch_size) + tuple(gan.discriminator.inputs[0].shape[1:])
@@ -121,7 +121,7 @@ def live_at_peak(events):
 
 def main(argv):
     del argv
-    release_freed_blocks()  # as the programs run (wavegan_tf.allocator)
+    release_freed_blocks()  # as the programs run (wavegan_tf.cpu.allocator)
     for name in ("model_dim", "batch_size", "n_critic", "top"):
         if getattr(FLAGS, name) < 1:
             raise app.UsageError(f"--{name} must be >= 1, got {getattr(FLAGS, name)}")

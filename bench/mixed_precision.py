@@ -33,13 +33,13 @@ def train_fifths(policy, data_dir, model_dim, batch_size, steps):
     """Trains from seed 0 under ``policy``; returns each metric's mean per fifth of the run."""
     import keras
 
-    from wavegan_tf import WaveGAN, build_discriminator, build_generator, critic_batches
-    from wavegan_tf.data import audio_dataset
-    from wavegan_tf.dtype_policy import global_dtype_policy
+    from wavegan_tf import GANTrainer, build_discriminator, build_generator, critic_batches
+    from wavegan_tf.audio.data import audio_dataset
+    from wavegan_tf.cpu.dtype_policy import global_dtype_policy
 
     with global_dtype_policy(policy):
         keras.utils.set_random_seed(0)
-        gan = WaveGAN(build_generator(model_dim=model_dim),
+        gan = GANTrainer(build_generator(model_dim=model_dim),
                       build_discriminator(model_dim=model_dim), seed=0)
         gan.compile()
         dataset = critic_batches(audio_dataset(data_dir, batch_size=batch_size, seed=0),
@@ -53,8 +53,8 @@ def main(argv):
     del argv
     import numpy as np
 
-    from wavegan_tf.demo_data import ensure_demo_dataset
-    from wavegan_tf.training import DEMO_DATA_DIR
+    from wavegan_tf.audio.demo_data import ensure_demo_dataset
+    from wavegan_tf.training.loop import DEMO_DATA_DIR
 
     if FLAGS.steps < PARTS or FLAGS.steps % PARTS:
         raise app.UsageError(f"--steps must be a positive multiple of {PARTS}")

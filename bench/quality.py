@@ -87,7 +87,7 @@ def prepare_data():
 
     data_dir = FLAGS.data_dir
     if data_dir is None:
-        from wavegan_tf.spoken_digits import make_spoken_digits
+        from wavegan_tf.audio.spoken_digits import make_spoken_digits
 
         data_dir = make_spoken_digits(SPOKEN_DIGITS)
     if not os.path.isdir(data_dir):
@@ -103,7 +103,7 @@ def real_clips(config, train_dir):
     """The first ``REAL_CLIPS`` training clips, as the GAN sees them."""
     import numpy as np
 
-    from wavegan_tf.data import audio_dataset
+    from wavegan_tf.audio.data import audio_dataset
 
     batches = audio_dataset(train_dir, slice_len=config.slice_len,
                             sample_rate=config.sample_rate, batch_size=config.batch_size,
@@ -149,7 +149,7 @@ def record(json_path, report, name, point):
 
 
 def write_json(path, report):
-    from wavegan_tf.atomic_files import atomic_output_file
+    from wavegan_tf.files.atomic_files import atomic_output_file
 
     with atomic_output_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, sort_keys=True)
@@ -161,7 +161,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from flops import matmul_peak_gflops
 
-    from wavegan_tf.config import WaveGANConfig
+    from wavegan_tf.training.config import GANConfig
     from wavegan_tf.eval import learning_curve
 
     try:
@@ -169,14 +169,14 @@ def main(argv):
         budget = learning_curve.Budget(steps=FLAGS.steps, minutes=FLAGS.minutes)
         base = dict(model_dim=FLAGS.model_dim, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
                     conditional=FLAGS.conditional)
-        configs = {name: WaveGANConfig.for_model(extra.pop("model", "wavegan"),
+        configs = {name: GANConfig.for_model(extra.pop("model", "wavegan"),
                                                  **{**base, **extra})
                    for name, extra in variants.items()}
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     labelled_dir, train_dir, class_names = prepare_data()
     if FLAGS.conditional:
-        configs = {name: WaveGANConfig(**dict(c.to_dict(), class_names=class_names))
+        configs = {name: GANConfig(**dict(c.to_dict(), class_names=class_names))
                    for name, c in configs.items()}
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     classifier = None

@@ -8,10 +8,10 @@ def make_train_dir(directory, model_dim):
     """A training directory with a config and one checkpoint of a freshly built WaveGAN."""
     import tensorflow as tf
 
-    from wavegan_tf import checkpoints
-    from wavegan_tf.config import WaveGANConfig
+    from wavegan_tf.training import checkpoints
+    from wavegan_tf.training.config import GANConfig
 
-    config = WaveGANConfig(model_dim=model_dim)
+    config = GANConfig(model_dim=model_dim)
     config.save(directory)
     step = tf.Variable(0, dtype=tf.int64)
     tf.train.CheckpointManager(checkpoints.make_checkpoint(config.build_gan(), step),

@@ -32,7 +32,7 @@ GAP = 2
 
 def log_spectrograms(audio):
     """dB magnitudes ``[n, bins, frames]`` (highest frequency first) of ``[n, time, 1]``."""
-    from wavegan_tf.spectrogram import LOG_EPS, log_magnitude
+    from wavegan_tf.audio.spectrogram import LOG_EPS, log_magnitude
 
     log_mag = log_magnitude(np.asarray(audio, np.float32)).numpy()
     db = 20.0 / np.log(10.0) * np.maximum(log_mag, np.log(LOG_EPS))
@@ -54,14 +54,14 @@ def sheet(rows):
 
 
 def real_clips(folder, n, seed):
-    from wavegan_tf.data import audio_dataset
+    from wavegan_tf.audio.data import audio_dataset
 
     batch = next(iter(audio_dataset(folder, batch_size=n, first_slice=True, seed=seed)))
     return batch.numpy()
 
 
 def model_clips(path, n, seed):
-    from wavegan_tf import generation
+    from wavegan_tf.serving import generation
 
     model = generation.load_model_for_generation(path)
     return model.generate(generation.sample_z(n, model.latent_dim, seed))

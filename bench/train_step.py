@@ -5,10 +5,10 @@ One iteration is ``n_critic`` critic updates and one generator update (the paper
 (size, mode) runs in its own process so that its peak memory (max RSS) is its own. Modes:
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
 ``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). Each is
-timed with the convolution formulations of ``--convs`` (``wavegan_tf.polyphase_conv``: ``auto``,
+timed with the convolution formulations of ``--convs`` (``wavegan_tf.cpu.polyphase_conv``: ``auto``,
 the library's choice per layer and product, and ``standard``, TensorFlow's convolutions)
 and each C allocator setting of ``--allocators`` (``released``: what the programs run with,
-see ``wavegan_tf.allocator``; ``glibc``: glibc's defaults, as in one's own Python), and the
+see ``wavegan_tf.cpu.allocator``; ``glibc``: glibc's defaults, as in one's own Python), and the
 speed-up of the first combination over each other one is printed.
 ``--models wavegan,specgan`` measures both models at each size and mode in the same run, so
 their seconds per iteration compare directly (SpecGAN's keys start with ``specgan_``; its
@@ -52,7 +52,7 @@ flags.DEFINE_list("convs", ["auto", "standard"],
                   "is compared with each other one.")
 flags.DEFINE_list("allocators", ["released"],
                   "C allocator settings to measure: released (freed blocks go back to the "
-                  "system, as the programs run; wavegan_tf.allocator) and glibc (its defaults).")
+                  "system, as the programs run; wavegan_tf.cpu.allocator) and glibc (its defaults).")
 flags.DEFINE_integer("iters", 2, "Timed iterations per measurement (after one warm-up).")
 flags.DEFINE_integer("n_critic", 5, "Critic updates per iteration.")
 flags.DEFINE_string("worker", None,
@@ -81,7 +81,7 @@ def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1, model
             conv="auto"):
     """Times ``iters`` iterations after one warm-up with the convolution formulation ``conv``;
     returns a result dict."""
-    from wavegan_tf.polyphase_conv import conv_formulation
+    from wavegan_tf.cpu.polyphase_conv import conv_formulation
 
     with conv_formulation(conv):
         result = _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model)
@@ -93,13 +93,13 @@ def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model)
     import numpy as np
     import tensorflow as tf
 
-    from wavegan_tf import WaveGAN
+    from wavegan_tf import GANTrainer
 
     if mode in POLICIES:
         keras.mixed_precision.set_global_policy(POLICIES[mode])
     keras.utils.set_random_seed(0)
     generator, discriminator = _models(model, model_dim)
-    gan = WaveGAN(generator, discriminator, n_critic=n_critic, seed=0,
+    gan = GANTrainer(generator, discriminator, n_critic=n_critic, seed=0,
                   micro_batches=micro_batches)
     gan.compile(jit_compile=(mode == "jit"))
     example_shape = tuple(discriminator.inputs[0].shape[1:])
@@ -124,7 +124,7 @@ def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model)
 def run_worker(spec):
     model, size, mode, micro_batches, conv, allocator = spec.split(":")
     if allocator == "released":
-        from wavegan_tf.allocator import release_freed_blocks
+        from wavegan_tf.cpu.allocator import release_freed_blocks
 
         release_freed_blocks()
     model_dim, batch_size = (int(v) for v in size.split("x"))
@@ -143,7 +143,7 @@ def run_all():
         if allocator not in ALLOCATORS:
             raise app.UsageError(f"--allocators: unknown setting {allocator!r}; choose from "
                                  f"{ALLOCATORS}")
-    from wavegan_tf.polyphase_conv import FORMULATIONS
+    from wavegan_tf.cpu.polyphase_conv import FORMULATIONS
 
     for conv in FLAGS.convs:
         if conv not in FORMULATIONS:

@@ -76,7 +76,7 @@ def main(argv):
     del argv
     from random_run import make_train_dir
 
-    from wavegan_tf.web_export import export_web
+    from wavegan_tf.serving.web_export import export_web
 
     summary = {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from wavegan_tf.spoken_digits import DEFAULT_VOICES, make_spoken_digits  # noqa: E402
+from wavegan_tf.audio.spoken_digits import DEFAULT_VOICES, make_spoken_digits  # noqa: E402
 
 
 def main(argv=None):

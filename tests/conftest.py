@@ -13,7 +13,7 @@ def onednn_unlimited(monkeypatch):
     """Clears the oneDNN instruction-set limit of the environment (``ONEDNN_MAX_CPU_ISA``,
     ``DNNL_MAX_CPU_ISA``) for tests of the CPU kind and bfloat16 detection; those that need a
     limit set it themselves."""
-    from wavegan_tf import bfloat16_support
+    from wavegan_tf.cpu import bfloat16_support
 
     for name in bfloat16_support.ISA_LIMIT_VARIABLES:
         monkeypatch.delenv(name, raising=False)

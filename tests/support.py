@@ -49,10 +49,10 @@ def make_loud_train_dir(directory, *, latent_dim=8, sample_rate=8000, model_dim=
     import numpy as np
     import tensorflow as tf
 
-    from wavegan_tf import checkpoints
-    from wavegan_tf.config import WaveGANConfig
+    from wavegan_tf.training import checkpoints
+    from wavegan_tf.training.config import GANConfig
 
-    config = WaveGANConfig(model_dim=model_dim, latent_dim=latent_dim, sample_rate=sample_rate,
+    config = GANConfig(model_dim=model_dim, latent_dim=latent_dim, sample_rate=sample_rate,
                            conditional=class_names is not None, class_names=class_names,
                            **architecture)
     os.makedirs(directory, exist_ok=True)
@@ -94,7 +94,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from wavegan_tf import training
+    from wavegan_tf.training import loop as training
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     result = training.train(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]),
                             verbose=0, strategy=strategy)

@@ -1,4 +1,4 @@
-"""wavegan_tf.allocator: the programs' C allocator settings return freed blocks to the system."""
+"""wavegan_tf.cpu.allocator: the programs' C allocator settings return freed blocks to the system."""
 
 import os
 import subprocess
@@ -15,7 +15,7 @@ FRAGMENTING_PROGRAM = """
 import os, sys
 import numpy as np
 if sys.argv[1] == "release":
-    from wavegan_tf.allocator import release_freed_blocks
+    from wavegan_tf.cpu.allocator import release_freed_blocks
     print(",".join(release_freed_blocks()))
 def resident_mib():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

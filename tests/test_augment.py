@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wavegan_tf import WaveGAN, augment, build_discriminator, build_generator
-from wavegan_tf.config import WaveGANConfig
+from wavegan_tf import GANTrainer, build_discriminator, build_generator
+from wavegan_tf.training import augment
+from wavegan_tf.training.config import GANConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = 16384
@@ -92,7 +93,7 @@ def test_the_transforms_pass_gradients_to_the_clips():
 
 def test_generator_gets_gradients_through_the_augmentation():
     keras.utils.set_random_seed(0)
-    gan = WaveGAN(build_generator(latent_dim=8, model_dim=2), build_discriminator(model_dim=2),
+    gan = GANTrainer(build_generator(latent_dim=8, model_dim=2), build_discriminator(model_dim=2),
                   latent_dim=8, seed=0, augment=augment.POLICIES)
     z, draws = gan.sample_z(2), gan.sample_augment_draws(2)
     variables = gan.generator.trainable_variables
@@ -104,7 +105,7 @@ def test_generator_gets_gradients_through_the_augmentation():
 
 
 def test_without_augmentation_nothing_is_drawn():
-    gan = WaveGAN(build_generator(latent_dim=8, model_dim=2), build_discriminator(model_dim=2),
+    gan = GANTrainer(build_generator(latent_dim=8, model_dim=2), build_discriminator(model_dim=2),
                   latent_dim=8, seed=0)
     state = gan.seed_generator.state.numpy().copy()
     assert gan.augment == () and gan.sample_augment_draws(4) is None
@@ -113,7 +114,7 @@ def test_without_augmentation_nothing_is_drawn():
 
 def _augmented_gan(micro_batches):
     keras.utils.set_random_seed(2)
-    gan = WaveGAN(build_generator(latent_dim=8, model_dim=2, kernel_len=5),
+    gan = GANTrainer(build_generator(latent_dim=8, model_dim=2, kernel_len=5),
                   build_discriminator(model_dim=2, kernel_len=5), n_critic=2, latent_dim=8,
                   seed=2, micro_batches=micro_batches, augment=("gain", "shift", "mask"))
     gan.compile(g_optimizer=keras.optimizers.SGD(0.01), d_optimizer=keras.optimizers.SGD(0.01))
@@ -136,7 +137,7 @@ def test_micro_batches_see_the_augmentation_of_the_whole_batch():
     (["gain", "gain"], "augment=['gain', 'gain'] (a policy named twice)"),
 ])
 def test_bad_policies_are_named(value, message):
-    for check in (lambda: WaveGANConfig(augment=value), lambda: augment.check_policies(value)):
+    for check in (lambda: GANConfig(augment=value), lambda: augment.check_policies(value)):
         with pytest.raises(ValueError) as err:
             check()
         assert "augment must list distinct policies out of" in str(err.value)
@@ -144,11 +145,11 @@ def test_bad_policies_are_named(value, message):
 
 
 def test_config_keeps_policies_in_canonical_order_through_json(tmp_path):
-    config = WaveGANConfig(augment=["mask", "shift"])
+    config = GANConfig(augment=["mask", "shift"])
     assert config.augment == ["shift", "mask"]
     config.save(str(tmp_path))
-    assert WaveGANConfig.load(str(tmp_path)).augment == ["shift", "mask"]
-    assert WaveGANConfig().augment == []
+    assert GANConfig.load(str(tmp_path)).augment == ["shift", "mask"]
+    assert GANConfig().augment == []
 
 
 def test_cli_rejects_an_unknown_policy_naming_the_flag(tmp_path):

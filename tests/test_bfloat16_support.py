@@ -4,10 +4,11 @@ import logging
 
 import pytest
 
-from wavegan_tf import bfloat16_support, training
-from wavegan_tf.bfloat16_support import bfloat16_support as support_of
-from wavegan_tf.demo_data import ensure_demo_dataset
-from wavegan_tf.export import export_generator
+from wavegan_tf.cpu import bfloat16_support
+from wavegan_tf.training import loop as training
+from wavegan_tf.cpu.bfloat16_support import bfloat16_support as support_of
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
+from wavegan_tf.serving.export import export_generator
 
 AVX2_CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from wavegan_tf.eval import classifier, features, labelled, scoring
-from wavegan_tf.models import build_generator
+from wavegan_tf.nets.models import build_generator
 
 SAMPLE_RATE = 16000
 SLICE_LEN = 4096

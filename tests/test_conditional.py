@@ -8,10 +8,11 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from wavegan_tf import (WaveGAN, WaveGANConfig, build_discriminator, build_generator, data,
-                        distribute)
-from wavegan_tf.gan import critic_batches
-from wavegan_tf.models import LABEL_EMBEDDING_DIM
+from wavegan_tf import GANTrainer, GANConfig, build_discriminator, build_generator
+from wavegan_tf.audio import data
+from wavegan_tf.training import distribute
+from wavegan_tf.training.gan import critic_batches
+from wavegan_tf.nets.models import LABEL_EMBEDDING_DIM
 
 LATENT = 8
 SLICE = 16384
@@ -197,7 +198,7 @@ def _labelled_stacks(n_critic, num_classes=3, batch=2, seed=0):
 def _conditional_gan(loss="wgan-gp", n_critic=2, num_classes=3, seed=1, micro_batches=1,
                      optimizers=None):
     keras.utils.set_random_seed(seed)
-    gan = WaveGAN(build_generator(latent_dim=LATENT, model_dim=2, num_classes=num_classes),
+    gan = GANTrainer(build_generator(latent_dim=LATENT, model_dim=2, num_classes=num_classes),
                   build_discriminator(model_dim=2, num_classes=num_classes), loss=loss,
                   n_critic=n_critic, latent_dim=LATENT, seed=seed, num_classes=num_classes,
                   micro_batches=micro_batches)
@@ -271,7 +272,7 @@ def test_gradient_penalty_is_taken_on_the_audio_with_each_label_held_fixed():
     w = rng.normal(size=(32, 1)).astype("float32") * 0.1
     table = rng.normal(size=(3, 32)).astype("float32") * 0.3
     critic = _projection_critic(w, table)
-    gan = WaveGAN(build_generator(latent_dim=LATENT, model_dim=2, num_classes=3), critic,
+    gan = GANTrainer(build_generator(latent_dim=LATENT, model_dim=2, num_classes=3), critic,
                   latent_dim=LATENT, seed=0, num_classes=3)
     labels = np.array([0, 2, 1, 2, 0], "int32")
     real = tf.constant(rng.normal(size=(5, 32, 1)).astype("float32"))
@@ -297,28 +298,28 @@ def test_conditional_gan_without_labels_in_the_data_is_an_error():
 
 def test_models_and_num_classes_must_agree():
     with pytest.raises(ValueError, match="generator does not take a label input"):
-        WaveGAN(build_generator(latent_dim=LATENT, model_dim=2),
+        GANTrainer(build_generator(latent_dim=LATENT, model_dim=2),
                 build_discriminator(model_dim=2, num_classes=2), latent_dim=LATENT,
                 num_classes=2)
     with pytest.raises(ValueError, match="discriminator takes a label input but num_classes=0"):
-        WaveGAN(build_generator(latent_dim=LATENT, model_dim=2),
+        GANTrainer(build_generator(latent_dim=LATENT, model_dim=2),
                 build_discriminator(model_dim=2, num_classes=2), latent_dim=LATENT)
 
 
 def test_conditional_trainer_round_trips_through_its_config():
     gan = _conditional_gan()
-    again = WaveGAN.from_config(gan.get_config())
+    again = GANTrainer.from_config(gan.get_config())
     assert again.num_classes == 3 and again.conditional
 
 
 def test_config_builds_conditional_models_from_its_class_names():
-    config = WaveGANConfig(model_dim=2, latent_dim=LATENT, conditional=True,
+    config = GANConfig(model_dim=2, latent_dim=LATENT, conditional=True,
                            class_names=["low", "high"])
     assert config.num_classes == 2
-    assert WaveGANConfig.from_dict(config.to_dict()) == config
+    assert GANConfig.from_dict(config.to_dict()) == config
     gan = config.build_gan()
     assert gan.num_classes == 2 and len(gan.generator.inputs) == 2
-    assert WaveGANConfig().num_classes == 0
+    assert GANConfig().num_classes == 0
 
 
 @pytest.mark.parametrize(
@@ -329,9 +330,9 @@ def test_config_builds_conditional_models_from_its_class_names():
 )
 def test_bad_class_settings_are_named(values, message):
     with pytest.raises(ValueError, match=message):
-        WaveGANConfig(**values)
+        GANConfig(**values)
 
 
 def test_conditional_config_without_class_names_cannot_build_models():
     with pytest.raises(ValueError, match="needs class_names"):
-        WaveGANConfig(model_dim=2, conditional=True).build_generator()
+        GANConfig(model_dim=2, conditional=True).build_generator()

@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from wavegan_tf import checkpoints, generation, training
-from wavegan_tf.config import WaveGANConfig
+from wavegan_tf.serving import generation
+from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf.training.config import GANConfig
 from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.eval import scoring
 from wavegan_tf.eval.classifier import Embeddings
@@ -66,7 +67,7 @@ def workspace(tmp_path_factory):
         classifier_lib.build_classifier(2, slice_len=4096, sample_rate=8000, filters=4), path,
         ["low", "high"], {"test_accuracy": 0.875})
     train_dir = str(root / "run")
-    config = WaveGANConfig(model_dim=2, latent_dim=8, conditional=True,
+    config = GANConfig(model_dim=2, latent_dim=8, conditional=True,
                            class_names=["high", "low"])
     os.makedirs(train_dir)
     config.save(train_dir)
@@ -103,7 +104,7 @@ def test_score_of_a_conditional_generator_reports_label_accuracy(workspace, tmp_
 def test_score_of_an_unconditional_generator_has_no_label_accuracy(workspace, tmp_path):
     data_dir, classifier_path, _ = workspace
     plain = str(tmp_path / "plain")
-    config = WaveGANConfig(model_dim=2, latent_dim=8)
+    config = GANConfig(model_dim=2, latent_dim=8)
     os.makedirs(plain)
     config.save(plain)
     tf.train.CheckpointManager(

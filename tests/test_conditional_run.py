@@ -12,9 +12,10 @@ import soundfile as sf
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from wavegan_tf import checkpoints, export, generation, training
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.previews import preview_path
+from wavegan_tf.serving import export, generation
+from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.training.previews import preview_path
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
@@ -219,7 +220,7 @@ def test_bad_label_options_are_named(run, tmp_path, options, message):
 
 
 def _unconditional_train_dir(directory):
-    config = WaveGANConfig(model_dim=2, latent_dim=8)
+    config = GANConfig(model_dim=2, latent_dim=8)
     os.makedirs(directory, exist_ok=True)
     config.save(directory)
     tf.train.CheckpointManager(
@@ -261,7 +262,7 @@ def test_train_cli_conditional_with_class_names_in_the_given_order(data_dir, tmp
          "--preview_every_steps=0", "--noexport"],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=300, env=ENV)
     assert proc.returncode == 0, proc.stderr
-    config = WaveGANConfig.load(train_dir)
+    config = GANConfig.load(train_dir)
     assert config.conditional and config.class_names == ["low", "high"]
     refused = subprocess.run(
         [sys.executable, os.path.join(REPO_ROOT, "train.py"), "--class_names=a,b",

@@ -21,10 +21,11 @@ import soundfile as sf
 import tensorflow as tf
 
 from support import snapshot
-from wavegan_tf import checkpoints, generation, training
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.demo_data import ensure_demo_dataset
-from wavegan_tf.tf1_checkpoint import (convert_checkpoint, discriminator_variables,
+from wavegan_tf.serving import generation
+from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
+from wavegan_tf.serving.tf1_checkpoint import (convert_checkpoint, discriminator_variables,
                                        generator_variables)
 
 v1 = tf.compat.v1
@@ -216,7 +217,7 @@ def _optimizer_state(variable):
 
 def _restored(train_dir):
     """(config, G, D, step, gan) restored from the converted directory like a resumed run."""
-    config = WaveGANConfig.load(train_dir)
+    config = GANConfig.load(train_dir)
     gan = config.build_gan()
     step = tf.Variable(0, dtype=tf.int64)
     prefix, _ = checkpoints.usable_checkpoint(train_dir)
@@ -311,7 +312,7 @@ def test_a_folder_finds_its_newest_checkpoint_and_settings_can_be_overridden(
     result = convert_checkpoint(os.path.dirname(plain_checkpoint), str(tmp_path / "new"),
                                 overrides={"data_sample_rate": "22050"})
     assert result.checkpoint == plain_checkpoint
-    assert WaveGANConfig.load(str(tmp_path / "new")).sample_rate == 22050
+    assert GANConfig.load(str(tmp_path / "new")).sample_rate == 22050
 
 
 def _copy_without_args_txt(prefix, folder):
@@ -332,7 +333,7 @@ def test_without_args_txt_the_defaults_are_checked_against_the_shapes(
     assert not out.exists()
     overrides = {name: str(value) for name, value in TINY.items()}
     convert_checkpoint(copy, str(out), overrides=overrides)
-    assert WaveGANConfig.load(str(out)).latent_dim == 8
+    assert GANConfig.load(str(out)).latent_dim == 8
 
 
 def test_missing_variable_is_named_and_nothing_is_written(tmp_path):
@@ -401,7 +402,7 @@ def test_command_line(tmp_path, plain_checkpoint):
                           text=True, cwd=tmp_path, env=ENV, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "step 2" in done.stdout and "optimizer state: converted" in done.stdout
-    config = WaveGANConfig.load(str(out))
+    config = GANConfig.load(str(out))
     assert (config.sample_rate, config.latent_dim) == (8000, 8)
     failed = subprocess.run(command[:-2] + ["--arg", "wavegan_size,3"], capture_output=True,
                             text=True, cwd=tmp_path, env=ENV, timeout=300)

@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from wavegan_tf import data, slicing
-from wavegan_tf.audio_files import (audio_extensions, decode_audio_file, find_audio_files,
+from wavegan_tf.audio import data, slicing
+from wavegan_tf.audio.audio_files import (audio_extensions, decode_audio_file, find_audio_files,
                                     scan_audio_folder)
 
 

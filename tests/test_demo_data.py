@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegan_tf.demo_data import KINDS, MARKER, ensure_demo_dataset
+from wavegan_tf.audio.demo_data import KINDS, MARKER, ensure_demo_dataset
 
 
 def wav_files(path):

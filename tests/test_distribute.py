@@ -21,8 +21,9 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from wavegan_tf import (WaveGAN, build_discriminator, build_generator, checkpoints,
-                        critic_batches, data, distribute)
+from wavegan_tf import GANTrainer, build_discriminator, build_generator, critic_batches
+from wavegan_tf.audio import data
+from wavegan_tf.training import checkpoints, distribute
 
 from support import free_ports
 
@@ -240,7 +241,7 @@ def _gan(loss, strategy, seed=1, sgd=False, phase_shuffle=2, faster=False):
     keras.utils.set_random_seed(seed)
     extras = dict(ema_decay=0.5, augment=("gain", "shift", "mask")) if faster else {}
     with strategy.scope():
-        gan = WaveGAN(build_generator(latent_dim=LATENT, model_dim=2),
+        gan = GANTrainer(build_generator(latent_dim=LATENT, model_dim=2),
                       build_discriminator(model_dim=2, phase_shuffle_rad=phase_shuffle),
                       loss=loss, n_critic=2, latent_dim=LATENT, seed=seed, **extras)
         if sgd:  # plain gradient steps, so a wrongly scaled gradient shows in the weights

@@ -19,10 +19,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wavegan_tf import atomic_files, checkpoints, export, generation, locks, training
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.demo_data import ensure_demo_dataset
-from wavegan_tf.previews import preview_z_path
+from wavegan_tf.files import atomic_files, locks
+from wavegan_tf.serving import export, generation
+from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
+from wavegan_tf.training.previews import preview_z_path
 
 from support import snapshot
 
@@ -88,7 +90,7 @@ def _newest_complete_step(train_dir):
 
 def _restored_state(train_dir, tmp_path):
     """Restores the run as the trainer does and writes the state back out for comparison."""
-    gan = WaveGANConfig.load(train_dir).build_gan()
+    gan = GANConfig.load(train_dir).build_gan()
     step = tf.Variable(0, dtype=tf.int64)
     resume_from = checkpoints.prepare_resume(train_dir)
     checkpoint = checkpoints.make_checkpoint(gan, step)
@@ -176,7 +178,7 @@ def _second_trainer_is_refused(train_dir, data_dir, pid):
 
 EXPORT_SCRIPT = """
 import sys
-from wavegan_tf import export
+from wavegan_tf.serving import export
 print("exporting", flush=True)
 export.export_generator(sys.argv[1])
 """

@@ -13,11 +13,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from wavegan_tf import WaveGAN, build_discriminator, build_generator, checkpoints, training
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.demo_data import ensure_demo_dataset
+from wavegan_tf import GANTrainer, build_discriminator, build_generator
+from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.eval import classifier as classifier_lib
-from wavegan_tf.previews import preview_path, preview_z_path
+from wavegan_tf.training.previews import preview_path, preview_z_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
@@ -30,7 +31,7 @@ def _decay(updates, ema_decay=DECAY):
 
 def test_the_average_follows_the_formula_and_copies_batch_norm_statistics():
     keras.utils.set_random_seed(0)
-    gan = WaveGAN(build_generator(latent_dim=8, model_dim=2, kernel_len=5, use_batchnorm=True),
+    gan = GANTrainer(build_generator(latent_dim=8, model_dim=2, kernel_len=5, use_batchnorm=True),
                   build_discriminator(model_dim=2, kernel_len=5), n_critic=1, latent_dim=8,
                   seed=0, ema_decay=0.2)
     gan.compile(g_optimizer=keras.optimizers.SGD(0.05), d_optimizer=keras.optimizers.SGD(0.01))
@@ -54,8 +55,8 @@ def test_the_average_follows_the_formula_and_copies_batch_norm_statistics():
 
 
 def test_averaging_is_off_by_default():
-    assert WaveGANConfig().ema_decay == 0.0
-    gan = WaveGANConfig(**TINY).build_gan()
+    assert GANConfig().ema_decay == 0.0
+    gan = GANConfig(**TINY).build_gan()
     assert gan.ema_generator is None and gan.sampling_generator is gan.generator
     assert checkpoints.AVERAGE_NAME not in checkpoints.make_checkpoint(
         gan, tf.Variable(0, dtype=tf.int64))._trackable_children()
@@ -64,18 +65,18 @@ def test_averaging_is_off_by_default():
 @pytest.mark.parametrize("value", [1.0, -0.1, 1.5])
 def test_bad_decays_are_named(value):
     with pytest.raises(ValueError, match=f"ema_decay must be 0 .* got ema_decay={value!r}"):
-        WaveGANConfig(ema_decay=value)
+        GANConfig(ema_decay=value)
 
 
 def test_checkpoints_round_trip_both_generators(tmp_path):
-    source = WaveGANConfig(**TINY, ema_decay=DECAY).build_gan()
+    source = GANConfig(**TINY, ema_decay=DECAY).build_gan()
     for average in source.ema_generator.weights:
         average.assign(average + 1.0)
     path = checkpoints.make_checkpoint(source, tf.Variable(5, dtype=tf.int64)).save(
         str(tmp_path / "ckpt"))
     assert checkpoints.holds_average(path)
     keras.utils.set_random_seed(7)
-    fresh = WaveGANConfig(**TINY, ema_decay=DECAY, seed=7).build_gan()
+    fresh = GANConfig(**TINY, ema_decay=DECAY, seed=7).build_gan()
     checkpoints.make_checkpoint(fresh, tf.Variable(0, dtype=tf.int64)).restore(
         path).assert_existing_objects_matched()
     for name in ("generator", "ema_generator"):
@@ -124,7 +125,7 @@ def test_previews_evaluation_and_exports_are_of_the_average(averaged_run):
     for folder in ("export", "best"):
         model = keras.saving.load_model(os.path.join(averaged_run, folder, "generator.keras"))
         _assert_same(model.get_weights(), average)
-    generator = WaveGANConfig.load(averaged_run).build_generator()
+    generator = GANConfig.load(averaged_run).build_generator()
     generator.set_weights(average)
     clips = np.clip(generator(np.load(preview_z_path(averaged_run))).numpy(), -1, 1)
     wav, _ = sf.read(preview_path(averaged_run, 3), dtype="float32")
@@ -144,7 +145,7 @@ def _continue(run, tmp_path, config_values, steps=4):
 def _ckpt_generators(train_dir, step):
     """(G, averaged G or None) weights of ckpt-<step>, restored into fresh models."""
     path = os.path.join(checkpoints.checkpoint_dir(train_dir), f"ckpt-{step}")
-    config = WaveGANConfig.load(train_dir)
+    config = GANConfig.load(train_dir)
     raw, average = config.build_generator(), config.build_generator()
     names = dict(generator=raw)
     if checkpoints.holds_average(path):
@@ -193,6 +194,6 @@ def test_cli_flags_reach_the_run(data_dir, tmp_path):
          "--kernel_len", "5", "--train_steps", "1", "--noexport", "--ema_decay", "0.99",
          "--augment", "mask,shift"], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    config = WaveGANConfig.load(train_dir)
+    config = GANConfig.load(train_dir)
     assert (config.ema_decay, config.augment) == (0.99, ["shift", "mask"])
     assert checkpoints.holds_average(checkpoints.latest_checkpoint(train_dir))

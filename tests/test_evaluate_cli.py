@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from wavegan_tf.checkpoints import CHECKPOINT_PREFIX, checkpoint_dir
-from wavegan_tf.config import WaveGANConfig
+from wavegan_tf.training.checkpoints import CHECKPOINT_PREFIX, checkpoint_dir
+from wavegan_tf.training.config import GANConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_RATE = 16000
@@ -65,7 +65,7 @@ def workspace(tmp_path_factory):
 
 def write_train_dir(path):
     """A training directory with a tiny untrained generator saved at step 7."""
-    config = WaveGANConfig(model_dim=2, latent_dim=8, batch_size=4)
+    config = GANConfig(model_dim=2, latent_dim=8, batch_size=4)
     os.makedirs(path)
     config.save(path)
     checkpoint = tf.train.Checkpoint(generator=config.build_generator(),

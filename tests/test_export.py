@@ -12,9 +12,10 @@ import pytest
 import tensorflow as tf
 
 import wavegan_tf
-from wavegan_tf import checkpoints, export
-from wavegan_tf.atomic_files import atomic_output_dir
-from wavegan_tf.config import WaveGANConfig
+from wavegan_tf.serving import export
+from wavegan_tf.training import checkpoints
+from wavegan_tf.files.atomic_files import atomic_output_dir
+from wavegan_tf.training.config import GANConfig
 
 from support import snapshot
 
@@ -25,7 +26,7 @@ STEP = 3
 
 def make_train_dir(directory, step=STEP):
     """A training directory with a tiny config and one checkpoint at ``step``."""
-    config = WaveGANConfig(model_dim=2, latent_dim=LATENT_DIM, slice_len=16384,
+    config = GANConfig(model_dim=2, latent_dim=LATENT_DIM, slice_len=16384,
                            sample_rate=SAMPLE_RATE)
     os.makedirs(directory, exist_ok=True)
     config.save(directory)
@@ -78,7 +79,7 @@ def test_metadata_asset_describes_the_model(train_dir, export_dir):
     assert metadata["num_channels"] == 1
     assert metadata["step"] == STEP
     assert metadata["wavegan_tf_version"] == wavegan_tf.__version__
-    assert metadata["config"] == WaveGANConfig.load(train_dir).to_dict()
+    assert metadata["config"] == GANConfig.load(train_dir).to_dict()
     assert set(metadata["signatures"]) == {"serving_default", "generate"}
 
 
@@ -229,7 +230,7 @@ def test_failed_rename_into_place_puts_the_old_folder_back(tmp_path, monkeypatch
 
 
 def test_export_without_checkpoint_says_to_train_first(tmp_path):
-    WaveGANConfig(model_dim=2, latent_dim=LATENT_DIM).save(str(tmp_path))
+    GANConfig(model_dim=2, latent_dim=LATENT_DIM).save(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no checkpoint in .*checkpoints.*train first"):
         export.export_generator(str(tmp_path))
     assert not os.path.exists(tmp_path / "export")

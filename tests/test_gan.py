@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wavegan_tf import WaveGAN, build_discriminator, build_generator, critic_batches, losses
+from wavegan_tf import GANTrainer, build_discriminator, build_generator, critic_batches
+from wavegan_tf.training import losses
 
 SLICE = 16384
 LATENT = 8
@@ -20,7 +21,7 @@ def _real_dataset(n_critic, batch=2, seed=0):
 
 def _tiny_gan(loss="wgan-gp", n_critic=2, seed=1, micro_batches=1, optimizers=None):
     keras.utils.set_random_seed(seed)
-    gan = WaveGAN(build_generator(latent_dim=LATENT, model_dim=2),
+    gan = GANTrainer(build_generator(latent_dim=LATENT, model_dim=2),
                   build_discriminator(model_dim=2), loss=loss, n_critic=n_critic,
                   latent_dim=LATENT, seed=seed, micro_batches=micro_batches)
     gan.compile(**(optimizers or {}))
@@ -45,7 +46,7 @@ def _linear_critic(weights, bias=0.3):
 def test_gradient_penalty_matches_a_critic_with_known_input_gradient():
     rng = np.random.default_rng(0)
     w = rng.normal(size=(64, 1)).astype("float32") * 0.3
-    gan = WaveGAN(build_generator(latent_dim=LATENT, slice_len=SLICE, model_dim=2),
+    gan = GANTrainer(build_generator(latent_dim=LATENT, slice_len=SLICE, model_dim=2),
                   _linear_critic(w), latent_dim=LATENT, seed=0)
     real = tf.constant(rng.normal(size=(5, 64, 1)).astype("float32"))
     fake = tf.constant(rng.normal(size=(5, 64, 1)).astype("float32"))
@@ -77,7 +78,7 @@ def test_penalty_alphas_are_uniform_per_example():
     inputs = keras.Input((100, 1))
     square = keras.layers.Lambda(lambda x: 0.5 * keras.ops.sum(keras.ops.square(x), axis=(1, 2)))
     critic = keras.Model(inputs, square(inputs))
-    gan = WaveGAN(build_generator(latent_dim=LATENT, model_dim=2), critic,
+    gan = GANTrainer(build_generator(latent_dim=LATENT, model_dim=2), critic,
                   latent_dim=LATENT, seed=4)
     real, fake = tf.zeros((4000, 100, 1)), tf.ones((4000, 100, 1))
     # For alpha ~ U(0,1): E[(10 alpha - 1)^2] = 100/3 - 10 + 1 = 24.33
@@ -114,7 +115,7 @@ def test_compile_defaults_to_the_original_optimizers(loss, optimizer, learning_r
 
 
 def test_compile_keeps_given_optimizers():
-    gan = WaveGAN(build_generator(latent_dim=LATENT, model_dim=2),
+    gan = GANTrainer(build_generator(latent_dim=LATENT, model_dim=2),
                   build_discriminator(model_dim=2), latent_dim=LATENT)
     g_opt, d_opt = keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.2)
     gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
@@ -199,7 +200,7 @@ def test_sampled_z_is_uniform_in_minus_one_one():
 )
 def test_bad_trainer_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        WaveGAN(build_generator(latent_dim=LATENT, model_dim=2),
+        GANTrainer(build_generator(latent_dim=LATENT, model_dim=2),
                 build_discriminator(model_dim=2), latent_dim=LATENT, **kwargs)
 
 
@@ -260,7 +261,7 @@ def test_a_training_step_holds_no_memory_once_it_has_run():
     # The critic update's summed pass gradients, merged by the graph optimizer into one AddN,
     # became an accumulator whose zero initial value was a graph constant held for the whole
     # run: 97 MiB at d=64 (the optimizer leaves smaller sums alone, so this needs d=64).
-    gan = WaveGAN(build_generator(model_dim=64), build_discriminator(model_dim=64), n_critic=2,
+    gan = GANTrainer(build_generator(model_dim=64), build_discriminator(model_dim=64), n_critic=2,
                   seed=0)
     gan.compile()
     step = tf.function(gan.train_step)

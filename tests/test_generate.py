@@ -1,4 +1,4 @@
-"""generate.py and wavegan_tf.generation: WAVs from a training directory or an export."""
+"""generate.py and wavegan_tf.serving.generation: WAVs from a training directory or an export."""
 
 import os
 import re
@@ -10,8 +10,10 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from wavegan_tf import checkpoints, export, generation, wav_io
-from wavegan_tf.config import WaveGANConfig
+from wavegan_tf.audio import wav_io
+from wavegan_tf.serving import export, generation
+from wavegan_tf.training import checkpoints
+from wavegan_tf.training.config import GANConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATENT_DIM = 8
@@ -23,7 +25,7 @@ PCM_STEP = 1.0 / 32768
 
 def make_train_dir(directory, step=3):
     """A training directory with a tiny config and one checkpoint at ``step``."""
-    config = WaveGANConfig(model_dim=2, latent_dim=LATENT_DIM, slice_len=SLICE_LEN,
+    config = GANConfig(model_dim=2, latent_dim=LATENT_DIM, slice_len=SLICE_LEN,
                            sample_rate=SAMPLE_RATE)
     os.makedirs(directory, exist_ok=True)
     config.save(directory)
@@ -168,7 +170,7 @@ def test_missing_model_path_is_named(tmp_path):
 
 
 def test_train_dir_without_checkpoint_says_to_train_first(tmp_path):
-    WaveGANConfig(model_dim=2, latent_dim=LATENT_DIM).save(str(tmp_path))
+    GANConfig(model_dim=2, latent_dim=LATENT_DIM).save(str(tmp_path))
     folder = re.escape(os.path.join(str(tmp_path), "checkpoints"))
     with pytest.raises(FileNotFoundError, match=f"no checkpoint in '{folder}'.*train first"):
         generation.load_model_for_generation(str(tmp_path))
@@ -360,7 +362,7 @@ def test_interrupted_wav_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypa
 def test_plot_draws_the_first_clips_beside_real_ones(train_dir, tmp_path):
     from PIL import Image
 
-    from wavegan_tf.demo_data import ensure_demo_dataset
+    from wavegan_tf.audio.demo_data import ensure_demo_dataset
 
     data_dir = ensure_demo_dataset(str(tmp_path / "drums"), num_clips=4)
     sheet = str(tmp_path / "sheet.png")

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from wavegan_tf.config import CONFIG_FILENAME, WaveGANConfig
-from wavegan_tf.json_files import read_json
-from wavegan_tf.training import OPTIONS_FILENAME, TrainingOptions
+from wavegan_tf.training.config import CONFIG_FILENAME, GANConfig
+from wavegan_tf.files.json_files import read_json
+from wavegan_tf.training.loop import OPTIONS_FILENAME, TrainingOptions
 
 
 def test_read_json_returns_the_contents(tmp_path):
@@ -30,7 +30,7 @@ def test_a_damaged_config_or_options_file_is_named(tmp_path):
     (tmp_path / OPTIONS_FILENAME).write_text("{\"seed\": }", encoding="utf-8")
     config_path = re.escape(repr(os.path.join(str(tmp_path), CONFIG_FILENAME)))
     with pytest.raises(ValueError, match=f"^cannot read run configuration {config_path}: "):
-        WaveGANConfig.load(str(tmp_path))
+        GANConfig.load(str(tmp_path))
     options_path = re.escape(repr(os.path.join(str(tmp_path), OPTIONS_FILENAME)))
     with pytest.raises(ValueError, match=f"^cannot read training options {options_path}: "):
         TrainingOptions.load(str(tmp_path))

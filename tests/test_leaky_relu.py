@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wavegan_tf.leaky_relu import LeakyReLU, leaky_relu
+from wavegan_tf.nets.leaky_relu import LeakyReLU, leaky_relu
 
 
 def _inputs():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegan_tf import export as export_lib
-from wavegan_tf.config import WaveGANConfig
+from wavegan_tf.serving import export as export_lib
+from wavegan_tf.training.config import GANConfig
 from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.eval import learning_curve
 
@@ -92,7 +92,7 @@ def test_unlabelled_curve_has_statistics_and_stops_at_the_minutes(tmp_path):
     real[:, :100] = 0.5
     scorer = learning_curve.CurveScorer(real, RATE, n=4)
     assert scorer.real_scores()["silent_frame_share"] == pytest.approx(63 / 64)
-    config = WaveGANConfig(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
+    config = GANConfig(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
     seen = []
     points = learning_curve.train_curve(config, folder, learning_curve.Budget(minutes=1e-6), 2,
                                         scorer, report=seen.append)
@@ -115,7 +115,7 @@ def test_specgan_curve_scores_the_audio_of_griffin_lim(tmp_path):
         scored.append((generator.output_shape, generator.get_layer("generator").output_shape))
         return scorer(generator)
 
-    config = WaveGANConfig.for_model("specgan", model_dim=2, batch_size=2, n_critic=1,
+    config = GANConfig.for_model("specgan", model_dim=2, batch_size=2, n_critic=1,
                                      latent_dim=8, griffin_lim_iters=1, ema_decay=0.5)
     export = tmp_path / "generators" / "specgan"
     points = learning_curve.train_curve(config, folder, learning_curve.Budget(steps=2), 1, spy,

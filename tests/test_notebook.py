@@ -6,7 +6,7 @@ import nbformat
 import numpy as np
 from nbclient import NotebookClient
 
-from wavegan_tf.demo_data import ensure_demo_dataset
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "examples", "wavegan.ipynb")

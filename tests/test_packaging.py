@@ -89,7 +89,7 @@ def test_editable_install_keeps_the_demo_data_in_the_checkout(tmp_path):
     venv, source = _venv_with_package(tmp_path, editable=True)
     result = subprocess.run(
         [venv / "bin" / "python", "-c",
-         "from wavegan_tf import training; print(training.DEMO_DATA_DIR)"],
+         "from wavegan_tf.training import loop; print(loop.DEMO_DATA_DIR)"],
         capture_output=True, text=True, cwd=tmp_path, env=ENV, timeout=120)
     assert result.stdout.strip() == str(source / "data" / "demo_drums"), result.stderr
 
@@ -98,7 +98,7 @@ def test_version_has_one_source():
     with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
         pyproject = f.read()
     assert 'dynamic = ["version"]' in pyproject
-    assert 'version = { attr = "wavegan_tf.__version__" }' in pyproject
+    assert 'version = { attr = "wavegan_tf.version.__version__" }' in pyproject
     assert re.fullmatch(r"\d+\.\d+\.\d+", wavegan_tf.__version__)
     with open(os.path.join(ROOT, "CHANGELOG.md"), encoding="utf-8") as f:
         assert f"## [{wavegan_tf.__version__}]" in f.read()
@@ -136,7 +136,9 @@ def test_the_gpu_extra_adds_the_cuda_libraries_and_the_base_install_does_not():
 
 
 def test_the_top_level_names_are_the_public_api():
-    from wavegan_tf import checkpoints, data, export, generation, training
+    from wavegan_tf.audio import data
+    from wavegan_tf.serving import export, generation
+    from wavegan_tf.training import checkpoints, loop as training
 
     namespace = {}
     exec("from wavegan_tf import *", namespace)

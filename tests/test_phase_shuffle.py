@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from wavegan_tf import PhaseShuffle
-from wavegan_tf.phase_shuffle import shift_with_reflection
+from wavegan_tf.nets.phase_shuffle import shift_with_reflection
 
 
 def _reference_shift(x, k):

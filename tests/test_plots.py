@@ -1,10 +1,10 @@
-"""wavegan_tf.plots: spectrogram images and the PNG sheet, checked on known signals."""
+"""wavegan_tf.audio.plots: spectrogram images and the PNG sheet, checked on known signals."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from wavegan_tf import plots
+from wavegan_tf.audio import plots
 
 SAMPLE_RATE = 16000
 

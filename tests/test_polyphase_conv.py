@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wavegan_tf import build_discriminator, build_generator, polyphase_conv
-from wavegan_tf.polyphase_conv import (PolyphaseConv1D, PolyphaseConv1DTranspose,
+from wavegan_tf import build_discriminator, build_generator
+from wavegan_tf.cpu import polyphase_conv
+from wavegan_tf.cpu.polyphase_conv import (PolyphaseConv1D, PolyphaseConv1DTranspose,
                                        conv_formulation)
 
 # (kernel_len, stride, length): WaveGAN's 25/4 at even and odd lengths, its stride 2 (32768

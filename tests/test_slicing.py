@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wavegan_tf import slicing
+from wavegan_tf.audio import slicing
 
 
 def test_hop_length_follows_overlap():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wavegan_tf import (WaveGAN, build_audio_generator, build_specgan_discriminator,
+from wavegan_tf import (GANTrainer, build_audio_generator, build_specgan_discriminator,
                         build_specgan_generator, compute_moments)
-from wavegan_tf.specgan_models import audio_generator_moments, spectrogram_generator
+from wavegan_tf.nets.specgan_models import audio_generator_moments, spectrogram_generator
 
 
 def test_paper_generator_has_wavegans_19065345_parameters():
@@ -72,7 +72,7 @@ def test_audio_generator_maps_z_to_griffin_lim_audio_and_copies_with_set_weights
 
 
 def _spectrogram_trainer():
-    gan = WaveGAN(build_specgan_generator(latent_dim=8, model_dim=2),
+    gan = GANTrainer(build_specgan_generator(latent_dim=8, model_dim=2),
                   build_specgan_discriminator(model_dim=2), n_critic=2, latent_dim=8, seed=0)
     gan.compile()
     return gan

@@ -12,11 +12,12 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from wavegan_tf import export, generation, training
-from wavegan_tf.checkpoints import load_generator, moments_path
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.demo_data import ensure_demo_dataset
-from wavegan_tf.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
+from wavegan_tf.serving import export, generation
+from wavegan_tf.training import loop as training
+from wavegan_tf.training.checkpoints import load_generator, moments_path
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
+from wavegan_tf.audio.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
 
 from support import MIRRORED_SCRIPT, tiny_classifier
 
@@ -57,7 +58,7 @@ def run_copy(first_run, tmp_path):
 
 
 def test_a_run_keeps_specgan_defaults_moments_previews_and_export(first_run):
-    config = WaveGANConfig.load(first_run)
+    config = GANConfig.load(first_run)
     assert (config.model, config.kernel_len, config.phase_shuffle) == ("specgan", 5, 0)
     moments = SpectrogramMoments.load(moments_path(first_run))
     assert moments.num_frames > 0 and np.all(moments.std > 0)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from wavegan_tf import (AudioToSpectrogram, SpectrogramMoments, SpectrogramToAudio,
                         compute_moments, griffin_lim)
-from wavegan_tf import spectrogram as sp
+from wavegan_tf.audio import spectrogram as sp
 
 
 def _clip(seed=0, n=16384, sample_rate=16000):

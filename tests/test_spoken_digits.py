@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegan_tf import spoken_digits
-from wavegan_tf.spoken_digits import DIGITS, make_spoken_digits, split_voices
+from wavegan_tf.audio import spoken_digits
+from wavegan_tf.audio.spoken_digits import DIGITS, make_spoken_digits, split_voices
 
 VOICES = ["en-us+m1", "en-gb+f2", "en-029+m3"]
 
@@ -70,7 +70,7 @@ def test_unknown_voice_is_reported(tmp_path):
 
 
 def test_the_data_pipeline_reads_the_build(built):
-    from wavegan_tf.data import audio_dataset
+    from wavegan_tf.audio.data import audio_dataset
 
     ds = audio_dataset(built, slice_len=16384, batch_size=10, repeat=False, seed=0)
     batches = [b.numpy() for b in ds]

@@ -1,4 +1,4 @@
-"""generate.py --tflite and wavegan_tf.tflite_export: G as a LiteRT flatbuffer, and back.
+"""generate.py --tflite and wavegan_tf.serving.tflite_export: G as a LiteRT flatbuffer, and back.
 
 The float32 flatbuffer must give the SavedModel's audio within FLOAT32_TOLERANCE; the float16
 and int8 ones are smaller and their signal-to-noise ratio against the SavedModel is reported
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from wavegan_tf import export, generation, tflite_export
+from wavegan_tf.serving import export, generation, tflite_export
 
 from support import make_loud_train_dir, run_generate_main
 

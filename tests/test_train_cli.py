@@ -13,10 +13,10 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from wavegan_tf import training
-from wavegan_tf.checkpoints import latest_checkpoint, load_generator
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.demo_data import ensure_demo_dataset
+from wavegan_tf.training import loop as training
+from wavegan_tf.training.checkpoints import latest_checkpoint, load_generator
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_PY = os.path.join(ROOT, "train.py")
@@ -56,7 +56,7 @@ def test_help_documents_every_flag():
 
 def test_every_flag_sets_a_config_or_option_field_with_its_default():
     flags = _defined_flags()
-    config = WaveGANConfig().to_dict()
+    config = GANConfig().to_dict()
     options = dataclasses.asdict(training.TrainingOptions())
     assert set(flags) == {"train_dir"} | set(config) | set(options)
     for name, value in {**config, **options}.items():
@@ -78,7 +78,7 @@ def test_flags_reach_the_run_then_resume_uses_the_saved_settings(tmp_path, data_
                   "--train_steps=1", "--save_every_steps=0", "--save_every_secs=0",
                   "--preview_every_steps=0", "--keep_checkpoints=1", "--noexport", check=0)
     assert f"train_dir: {train_dir}" in proc.stdout
-    assert WaveGANConfig.load(train_dir) == WaveGANConfig(**given)
+    assert GANConfig.load(train_dir) == GANConfig(**given)
     assert json.load(open(os.path.join(train_dir, "training.json"))) == dataclasses.asdict(
         training.TrainingOptions(data_dir=data_dir, train_steps=1, save_every_steps=0,
                                  save_every_secs=0.0, preview_every_steps=0,
@@ -88,7 +88,7 @@ def test_flags_reach_the_run_then_resume_uses_the_saved_settings(tmp_path, data_
     assert not os.path.exists(os.path.join(train_dir, "export"))
 
     _train(f"--train_dir={train_dir}", "--train_steps=2", check=0)
-    assert WaveGANConfig.load(train_dir) == WaveGANConfig(**given)
+    assert GANConfig.load(train_dir) == GANConfig(**given)
     assert os.path.basename(latest_checkpoint(train_dir)) == "ckpt-2"
     assert os.listdir(os.path.join(train_dir, "checkpoints")).count("ckpt-1.index") == 0
     assert sorted(os.listdir(os.path.join(train_dir, "previews"))) == ["step_1.wav",
@@ -146,7 +146,7 @@ def test_a_run_that_fails_before_its_data_loads_does_not_pin_its_settings(tmp_pa
     assert not (train_dir / "training.json").exists()
     _train(*TINY, "--model_dim=3", f"--data_dir={data_dir}", f"--train_dir={train_dir}",
            "--train_steps=1", "--preview_every_steps=0", "--noexport", check=0)
-    assert WaveGANConfig.load(str(train_dir)).model_dim == 3
+    assert GANConfig.load(str(train_dir)).model_dim == 3
     assert training.TrainingOptions.load(str(train_dir)).data_dir == data_dir
 
 

@@ -12,10 +12,10 @@ import soundfile as sf
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from wavegan_tf import callbacks, checkpoints, training
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.demo_data import ensure_demo_dataset
-from wavegan_tf.previews import NUM_PREVIEW_CLIPS, preview_path, preview_z_path
+from wavegan_tf.training import callbacks, checkpoints, loop as training
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
+from wavegan_tf.training.previews import NUM_PREVIEW_CLIPS, preview_path, preview_z_path
 
 TINY = dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
 SLICE = 16384
@@ -81,7 +81,7 @@ def _events(train_dir):
 def test_a_run_leaves_config_checkpoints_previews_logs_and_export(first_run, data_dir):
     train_dir, result = first_run
     assert (result.start_step, result.step, result.interrupted_by) == (0, 3, None)
-    assert WaveGANConfig.load(train_dir) == WaveGANConfig(**TINY)
+    assert GANConfig.load(train_dir) == GANConfig(**TINY)
     assert training.TrainingOptions.load(train_dir) == training.TrainingOptions(
         **_options(os.path.abspath(data_dir)))
     assert os.path.basename(checkpoints.latest_checkpoint(train_dir)) == "ckpt-3"
@@ -160,14 +160,14 @@ def test_resume_with_a_different_architecture_or_seed_names_field_and_values(run
 def test_resume_applies_only_the_given_values_on_top_of_the_saved_run(run_copy):
     config, options = training.resolve_run(
         run_copy, dict(model_dim=2, n_critic=3, d_learning_rate=1e-3), dict(train_steps=9))
-    assert config == WaveGANConfig(**dict(TINY, n_critic=3, d_learning_rate=1e-3))
+    assert config == GANConfig(**dict(TINY, n_critic=3, d_learning_rate=1e-3))
     assert options.train_steps == 9
     assert options.preview_every_steps == 2
 
 
 def test_new_run_uses_defaults_plus_given_values(tmp_path):
     config, options = training.resolve_run(str(tmp_path / "new"), dict(model_dim=8))
-    assert config == WaveGANConfig(model_dim=8)
+    assert config == GANConfig(model_dim=8)
     assert options == training.TrainingOptions()
 
 

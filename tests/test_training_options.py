@@ -12,11 +12,11 @@ import soundfile as sf
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from wavegan_tf import checkpoints, training
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.demo_data import ensure_demo_dataset
+from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.eval.during_training import BEST_FILENAME, EVAL_LOG_FILENAME
-from wavegan_tf.generation import load_model_for_generation
+from wavegan_tf.serving.generation import load_model_for_generation
 
 from support import MIRRORED_SCRIPT, free_ports, tiny_classifier
 
@@ -70,8 +70,8 @@ def test_float16_cannot_be_switched_on_resume(tmp_path, data_dir):
 
 
 def test_jit_compile_builds_an_xla_train_step_and_trains(tmp_path, data_dir):
-    assert WaveGANConfig(**TINY).build_gan(jit_compile=True).jit_compile is True
-    assert WaveGANConfig(**TINY).build_gan().jit_compile is False
+    assert GANConfig(**TINY).build_gan(jit_compile=True).jit_compile is True
+    assert GANConfig(**TINY).build_gan().jit_compile is False
     train_dir = str(tmp_path / "run")
     result = training.train(train_dir, TINY, _options(data_dir, jit_compile=True), verbose=0)
     assert result.step == 2 and os.path.exists(result.checkpoint + ".index")

@@ -1,4 +1,4 @@
-"""generate.py --web and wavegan_tf.web_export: the drum machine page, checked in Chromium.
+"""generate.py --web and wavegan_tf.serving.web_export: the drum machine page, checked in Chromium.
 
 The page is exported from a tiny model, served from a local HTTP server and opened in Debian's
 headless Chromium through chromedriver (Selenium with the explicit driver path: nothing is
@@ -27,7 +27,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from wavegan_tf import export, generation, web_export
+from wavegan_tf.serving import export, generation, web_export
 
 from support import make_loud_train_dir, run_generate_main
 

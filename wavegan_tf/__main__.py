@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-import wavegan_tf
+from wavegan_tf.version import __version__
 
 COMMANDS = ("wavegan-train", "wavegan-generate", "wavegan-evaluate")
 
@@ -15,7 +15,7 @@ def main(argv=None):
         description=f"WaveGAN in TensorFlow 2 / Keras 3. Commands: {', '.join(COMMANDS)} "
                     "(each with --help).")
     parser.add_argument("--version", action="version",
-                        version=f"wavegan_tf {wavegan_tf.__version__}")
+                        version=f"wavegan_tf {__version__}")
     parser.parse_args(argv)
     parser.print_help()
     return 0

@@ -21,12 +21,12 @@ import sys
 
 from absl import app, flags
 
-from wavegan_tf.allocator import release_freed_blocks
+from wavegan_tf.cpu.allocator import release_freed_blocks
 
 
 def run_program(main, module_name):
     """Runs ``main`` under ``absl.app.run`` as the program defined by module ``module_name``,
-    with the C allocator settings of :mod:`wavegan_tf.allocator`.
+    with the C allocator settings of :mod:`wavegan_tf.cpu.allocator`.
 
     absl's ``--help`` prints the ``__main__`` module's docstring and the flags of the file that
     was started (``sys.argv[0]``). Here that file is a shim or a console script, so the

@@ -20,7 +20,7 @@ import sys
 
 from absl import app, flags
 
-from wavegan_tf import tf1_checkpoint
+from wavegan_tf.serving import tf1_checkpoint
 from wavegan_tf.cli import run_program
 
 FLAGS = flags.FLAGS

@@ -3,7 +3,7 @@
 Installed as the command wavegan-generate; in a source checkout also python generate.py.
 
 The model is a training directory (G from its newest checkpoint), its export/ folder, or any
-SavedModel written by wavegan_tf.export. Examples:
+SavedModel written by wavegan_tf.serving.export. Examples:
 
   python generate.py --model runs/sc09 --n 16 --out_dir samples
   python generate.py --model runs/sc09/export --seed 7 --z_out z.npy --concat
@@ -31,7 +31,8 @@ import sys
 
 from absl import app, flags
 
-from wavegan_tf import generation, plots, tflite_export, web_export
+from wavegan_tf.audio import plots
+from wavegan_tf.serving import generation, tflite_export, web_export
 from wavegan_tf.cli import run_program
 
 FLAGS = flags.FLAGS

@@ -34,13 +34,14 @@ import sys
 
 from absl import app, flags, logging
 
-from wavegan_tf import augment, distribute, losses, models, training
+from wavegan_tf.nets import models
+from wavegan_tf.training import augment, distribute, losses, loop as training
 from wavegan_tf.cli import run_program
-from wavegan_tf.config import MODEL_DEFAULTS, MODELS, WaveGANConfig
+from wavegan_tf.training.config import MODEL_DEFAULTS, MODELS, GANConfig
 
 FLAGS = flags.FLAGS
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(training.__file__))
-_CONFIG = WaveGANConfig()
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CONFIG = GANConfig()
 _OPTIONS = training.TrainingOptions()
 
 flags.DEFINE_string(
@@ -165,7 +166,7 @@ flags.DEFINE_string("eval_classifier", _OPTIONS.eval_classifier,
 flags.DEFINE_integer("eval_n", _OPTIONS.eval_n,
                      "Clips generated from fixed z at each evaluation.")
 
-CONFIG_FLAGS = tuple(WaveGANConfig.__dataclass_fields__)
+CONFIG_FLAGS = tuple(GANConfig.__dataclass_fields__)
 OPTION_FLAGS = tuple(training.TrainingOptions.__dataclass_fields__)
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-import wavegan_tf
-from wavegan_tf.atomic_files import atomic_output_file
+from wavegan_tf.version import __version__
+from wavegan_tf.files.atomic_files import atomic_output_file
 from wavegan_tf.eval import labelled, metrics
 from wavegan_tf.eval.features import LogMelSpectrogram, default_upper_edge, num_frames
 
@@ -159,7 +159,7 @@ def save_classifier(model, path, class_names, metadata=None):
                          f"{model.output_shape[-1]} outputs")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     info = dict(metadata or {}, class_names=list(class_names),
-                wavegan_tf_version=wavegan_tf.__version__)
+                wavegan_tf_version=__version__)
     with atomic_output_file(path, suffix=KERAS_SUFFIX) as tmp:
         keras.saving.save_model(model, tmp)
     with atomic_output_file(sidecar_path(path), suffix=SIDECAR_SUFFIX) as tmp:

@@ -17,8 +17,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from wavegan_tf.atomic_files import atomic_output_dir, atomic_output_file
-from wavegan_tf.dtype_policy import global_dtype_policy
+from wavegan_tf.files.atomic_files import atomic_output_dir, atomic_output_file
+from wavegan_tf.cpu.dtype_policy import global_dtype_policy
 
 EVAL_LOG_FILENAME = "eval.jsonl"
 BEST_FILENAME = "best.json"
@@ -47,8 +47,8 @@ class PeriodicEvaluation:
             (:func:`wavegan_tf.eval.make_eval_fn`).
         generator: the G to score and export, as a model from z to audio: the run's
             ``sampling_generator`` (its weight average when it has one), for SpecGAN followed
-            by Griffin-Lim (:meth:`wavegan_tf.config.WaveGANConfig.build_audio_generator`).
-        config: the run's WaveGANConfig (to build a float32 copy of G for the export).
+            by Griffin-Lim (:meth:`wavegan_tf.training.config.GANConfig.build_audio_generator`).
+        config: the run's GANConfig (to build a float32 copy of G for the export).
         train_dir: where ``eval.jsonl``, ``best.json`` and ``best/`` are written.
         writer: the run's ``tf.summary`` writer.
     """
@@ -87,7 +87,7 @@ class PeriodicEvaluation:
 
     def _export_best(self, scores):
         """Exports a float32 copy of G to ``best/`` (atomically), then writes ``best.json``."""
-        from wavegan_tf.export import write_export
+        from wavegan_tf.serving.export import write_export
 
         with global_dtype_policy("float32"):
             generator = self.config.build_audio_generator()

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from wavegan_tf import audio_files
+from wavegan_tf.audio import audio_files
 from wavegan_tf.eval.features import fit_length
 
 SPLIT_NAMES = ("train", "valid", "test")

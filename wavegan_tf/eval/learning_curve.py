@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import soxr
 
-from wavegan_tf import generation
+from wavegan_tf.serving import generation
 from wavegan_tf.eval import audio_stats, classifier as classifier_lib, labelled, metrics
 from wavegan_tf.eval import scoring
 from wavegan_tf.eval.features import fit_batch
@@ -38,9 +38,9 @@ SCORE_BATCH = 64
 
 
 def variant_configs(names, ema_decay, augment):
-    """``{name: WaveGANConfig overrides}`` for variant names such as ``baseline``, ``ema``,
+    """``{name: GANConfig overrides}`` for variant names such as ``baseline``, ``ema``,
     ``augment``, ``specgan``, ``d32`` or ``specgan+ema+d32``; ValueError naming ``variants``
-    for unknown or repeated names. Build each config with ``WaveGANConfig.for_model`` so that
+    for unknown or repeated names. Build each config with ``GANConfig.for_model`` so that
     a ``model`` override brings that model's defaults."""
     names = [str(n).strip() for n in names]
     if not names or len(set(names)) != len(names):
@@ -207,7 +207,7 @@ class Budget:
 
 
 def train_curve(config, data_dir, budget, eval_every, scorer, report=None, export_dir=None):
-    """Trains ``config`` (a WaveGANConfig) on ``data_dir`` within ``budget``; returns the
+    """Trains ``config`` (a GANConfig) on ``data_dir`` within ``budget``; returns the
     curve: one dict per evaluation with ``step``, ``minutes``, the scores of
     ``scorer(G)`` and the step's mean Wasserstein estimate (or D loss). G is the one to listen
     to (the weight average when there is one), for SpecGAN followed by Griffin-Lim with the
@@ -217,9 +217,9 @@ def train_curve(config, data_dir, budget, eval_every, scorer, report=None, expor
     final G is exported there (as ``export/`` of a training run; a previous folder there is
     replaced once the new one is written).
     """
-    from wavegan_tf.data import audio_dataset
-    from wavegan_tf.gan import critic_batches
-    from wavegan_tf.training import data_moments, model_inputs
+    from wavegan_tf.audio.data import audio_dataset
+    from wavegan_tf.training.gan import critic_batches
+    from wavegan_tf.training.loop import data_moments, model_inputs
 
     if int(eval_every) != eval_every or eval_every < 1:
         raise ValueError(f"eval_every must be a positive integer, got eval_every={eval_every!r}")
@@ -245,8 +245,8 @@ def train_curve(config, data_dir, budget, eval_every, scorer, report=None, expor
 
 def _replace_export(generator, config, step, export_dir):
     """Writes the export beside ``export_dir`` and moves it into place."""
-    from wavegan_tf.atomic_files import atomic_output_dir
-    from wavegan_tf.export import write_export
+    from wavegan_tf.files.atomic_files import atomic_output_dir
+    from wavegan_tf.serving.export import write_export
 
     with atomic_output_dir(export_dir) as partial:
         write_export(generator, config, step, partial)

@@ -23,9 +23,10 @@ import numpy as np
 import soxr
 from absl import logging
 
-from wavegan_tf import audio_files, generation
-from wavegan_tf.atomic_files import atomic_output_file
-from wavegan_tf.config import CONFIG_FILENAME
+from wavegan_tf.audio import audio_files
+from wavegan_tf.serving import generation
+from wavegan_tf.files.atomic_files import atomic_output_file
+from wavegan_tf.training.config import CONFIG_FILENAME
 from wavegan_tf.eval import labelled, metrics
 from wavegan_tf.eval.classifier import DEFAULT_BATCH_SIZE, Embeddings, load_classifier
 from wavegan_tf.eval.features import fit_batch
@@ -125,7 +126,7 @@ def embed_generator(classifier, generate, latent_dim, n, seed=0, sample_rate=Non
                     batch_size=DEFAULT_BATCH_SIZE, labels=None):
     """Embeds ``n`` clips of ``generate(z) -> audio [b, time(, channels)]`` for seeded z.
 
-    z is :func:`wavegan_tf.generation.sample_z` of ``seed``, so the same seed scores the same
+    z is :func:`wavegan_tf.serving.generation.sample_z` of ``seed``, so the same seed scores the same
     clips. Audio at another ``sample_rate`` than the classifier's is resampled first. With
     ``labels`` (``[n]`` class indices) clips come from ``generate(z, labels)``.
     """

@@ -29,18 +29,18 @@ import shutil
 
 import numpy as np
 
-import wavegan_tf
-from wavegan_tf.atomic_files import atomic_output_dir
-from wavegan_tf.export import load_keras_generator
-from wavegan_tf.generation import ensure_writable_dir, sample_z
+from wavegan_tf.version import __version__
+from wavegan_tf.files.atomic_files import atomic_output_dir
+from wavegan_tf.serving.export import load_keras_generator
+from wavegan_tf.serving.generation import ensure_writable_dir, sample_z
 
 MANIFEST_FILENAME = "manifest.json"
 WEIGHTS_FILENAME = "weights.bin"
 MANIFEST_FORMAT = "wavegan-tfjs-1"
 NUM_PADS = 8
 # web/ of the source tree: the page's sources and, after `npm ci`, the TensorFlow.js runtime.
-WEB_SOURCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "web")
+WEB_SOURCE_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web")
 PAGE_FILES = ("index.html", "style.css", "drum_machine.js", "wavegan_runtime.js")
 # The vendored scripts, in load order: tfjs-core, then its backends.
 RUNTIME_FILES = (
@@ -177,7 +177,7 @@ def site_manifest(config, generator, step, seed, source):
              "label": None if class_names is None else i % len(class_names)}
             for i, row in enumerate(z)]
     manifest = {
-        "format": MANIFEST_FORMAT, "wavegan_tf_version": wavegan_tf.__version__,
+        "format": MANIFEST_FORMAT, "wavegan_tf_version": __version__,
         "source": os.path.basename(os.path.normpath(source)), "step": int(step),
         "sample_rate": config.sample_rate, "latent_dim": config.latent_dim,
         "slice_len": config.slice_len, "num_channels": config.num_channels,

@@ -3,7 +3,7 @@
 import numpy as np
 import soundfile
 
-from wavegan_tf.atomic_files import atomic_output_file
+from wavegan_tf.files.atomic_files import atomic_output_file
 
 WAV_SUBTYPE = "PCM_16"
 

@@ -1,7 +1,7 @@
 """Keras callbacks that run a WaveGAN training job around ``model.fit``.
 
 Each does one thing at the end of every generator step (one ``train_step``). The training loop
-(:mod:`wavegan_tf.training`) lists them in this order, which matters:
+(:mod:`wavegan_tf.training.loop`) lists them in this order, which matters:
 
 1. :class:`NonFiniteLossCheck` raises :class:`TrainingDiverged` before anything else sees the
    step, so a diverged state is never counted, logged or saved;

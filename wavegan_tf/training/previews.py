@@ -15,7 +15,7 @@ of ``generate.py --per_class K --seed SEED``), so the labels are the only differ
 the classes' clips. TensorBoard shows them as ``generated/<class>``.
 
 Beside the audio, TensorBoard gets a log-mel spectrogram image of every clip
-(:func:`wavegan_tf.plots.spectrogram_images`) under the same tag with ``_spectrogram`` added:
+(:func:`wavegan_tf.audio.plots.spectrogram_images`) under the same tag with ``_spectrogram`` added:
 ``generated_spectrogram`` (``generated_spectrogram/<class>``) and ``real_spectrogram``.
 """
 
@@ -24,8 +24,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from wavegan_tf import generation, plots, wav_io
-from wavegan_tf.callbacks import TrainingDiverged
+from wavegan_tf.audio import plots, wav_io
+from wavegan_tf.serving import generation
+from wavegan_tf.training.callbacks import TrainingDiverged
 
 NUM_PREVIEW_CLIPS = 8
 PREVIEW_Z_FILENAME = "preview_z.npy"
@@ -49,7 +50,7 @@ def preview_path(train_dir, step):
 def load_or_create_preview_z(train_dir, latent_dim, seed, num_clips=NUM_PREVIEW_CLIPS):
     """The run's preview z ``[num_clips, latent_dim]``: read from ``preview_z.npy`` if present.
 
-    A new file is drawn with :func:`wavegan_tf.generation.sample_z` from ``seed`` and written
+    A new file is drawn with :func:`wavegan_tf.serving.generation.sample_z` from ``seed`` and written
     atomically. An existing file with the wrong width is an error rather than being replaced.
     """
     path = preview_z_path(train_dir)

@@ -15,7 +15,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from wavegan_tf.atomic_files import atomic_output_file
+from wavegan_tf.files.atomic_files import atomic_output_file
 
 # The STFT and mel bands of the evaluation classifier's front end (wavegan_tf.eval.features).
 N_FFT = 1024

@@ -1,8 +1,8 @@
 """SpecGAN generator and discriminator as Keras functional models (paper, section 3.4).
 
 SpecGAN is a 2-D DCGAN on the normalised log-magnitude spectrograms of
-:mod:`wavegan_tf.spectrogram`: 16384 samples are a ``[128 frames, 128 bins, 1]`` image. G and D
-mirror WaveGAN's (:mod:`wavegan_tf.models`) with 5x5 kernels and stride 2 in both axes instead
+:mod:`wavegan_tf.audio.spectrogram`: 16384 samples are a ``[128 frames, 128 bins, 1]`` image. G and D
+mirror WaveGAN's (:mod:`wavegan_tf.nets.models`) with 5x5 kernels and stride 2 in both axes instead
 of length-25 kernels and stride 4, so at d = 64 both have exactly WaveGAN's parameter counts
 (G 19,065,345, D 17,427,969). D has no phase shuffle. Shapes in the comments are per example
 for d = model_dim = 64.
@@ -14,9 +14,9 @@ previews, evaluation and exports of a SpecGAN run use.
 import keras
 from keras import layers
 
-from wavegan_tf.leaky_relu import LeakyReLU
-from wavegan_tf.models import UPSAMPLE_MODES, check_positive
-from wavegan_tf.spectrogram import GRIFFIN_LIM_ITERS, NUM_BINS, SpectrogramToAudio, num_frames
+from wavegan_tf.nets.leaky_relu import LeakyReLU
+from wavegan_tf.nets.models import UPSAMPLE_MODES, check_positive
+from wavegan_tf.audio.spectrogram import GRIFFIN_LIM_ITERS, NUM_BINS, SpectrogramToAudio, num_frames
 
 SPECGAN_SLICE_LEN = 16384
 SPECGAN_KERNEL_LEN = 5
@@ -99,7 +99,7 @@ def build_specgan_discriminator(model_dim=64, kernel_len=SPECGAN_KERNEL_LEN,
 
 
 def build_audio_generator(generator, moments=None, griffin_lim_iters=GRIFFIN_LIM_ITERS):
-    """SpecGAN's G followed by :class:`~wavegan_tf.spectrogram.SpectrogramToAudio`: a model from
+    """SpecGAN's G followed by :class:`~wavegan_tf.audio.spectrogram.SpectrogramToAudio`: a model from
     z ``[None, latent_dim]`` to audio ``[None, 16384, 1]``.
 
     Its weights are G's followed by the moments (mean, std), so ``set_weights`` of another
@@ -116,6 +116,6 @@ def spectrogram_generator(audio_generator):
 
 
 def audio_generator_moments(audio_generator):
-    """The :class:`~wavegan_tf.spectrogram.SpectrogramMoments` inside a model of
+    """The :class:`~wavegan_tf.audio.spectrogram.SpectrogramMoments` inside a model of
     :func:`build_audio_generator`."""
     return audio_generator.get_layer("spectrogram_to_audio").moments()

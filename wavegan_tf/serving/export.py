@@ -10,7 +10,7 @@
 * ``generator.keras``: G alone, for ``keras.saving.load_model``.
 
 A SpecGAN export (``config.model == "specgan"``) has the same signatures: its G is
-G followed by Griffin-Lim (:func:`wavegan_tf.specgan_models.build_audio_generator`), so
+G followed by Griffin-Lim (:func:`wavegan_tf.nets.specgan_models.build_audio_generator`), so
 ``serving_default`` maps z to ``{"audio": ...}`` as WaveGAN's does and code that loads one
 loads the other. Its spectrogram moments are inside the model and also in the asset
 ``assets/spectrogram_moments.json`` (named in the metadata as ``spectrogram_moments``).
@@ -25,9 +25,9 @@ The folder is written beside its target under a temporary name and renamed into 
 interrupted export never leaves a half model there and never loses the previous export. Exports
 to the same folder wait for each other, and the next export repairs what a killed one left: a
 previous export that was renamed aside is put back if the folder is missing, and temporary
-folders are deleted (:func:`wavegan_tf.atomic_files.recover_interrupted_replace`). G comes
+folders are deleted (:func:`wavegan_tf.files.atomic_files.recover_interrupted_replace`). G comes
 from the newest checkpoint that reads back completely; with only damaged checkpoints the
-export fails with wavegan_tf.checkpoints.CorruptCheckpointError naming them.
+export fails with wavegan_tf.training.checkpoints.CorruptCheckpointError naming them.
 """
 
 import json
@@ -37,14 +37,14 @@ import tempfile
 import keras
 import tensorflow as tf
 
-import wavegan_tf
-from wavegan_tf.atomic_files import atomic_output_dir
-from wavegan_tf.bfloat16_support import warn_if_emulated
-from wavegan_tf.checkpoints import load_generator
-from wavegan_tf.config import CONFIG_FILENAME, WaveGANConfig
-from wavegan_tf.dtype_policy import global_dtype_policy
-from wavegan_tf.specgan_models import audio_generator_moments
-from wavegan_tf.spectrogram import MOMENTS_FILENAME
+from wavegan_tf.version import __version__
+from wavegan_tf.files.atomic_files import atomic_output_dir
+from wavegan_tf.cpu.bfloat16_support import warn_if_emulated
+from wavegan_tf.training.checkpoints import load_generator
+from wavegan_tf.training.config import CONFIG_FILENAME, GANConfig
+from wavegan_tf.cpu.dtype_policy import global_dtype_policy
+from wavegan_tf.nets.specgan_models import audio_generator_moments
+from wavegan_tf.audio.spectrogram import MOMENTS_FILENAME
 
 EXPORT_SUBDIR = "export"
 KERAS_FILENAME = "generator.keras"
@@ -79,7 +79,7 @@ class GeneratorExport(tf.Module):
         self.slice_len = _constant_variable(config.slice_len, tf.int32)
         self.num_channels = _constant_variable(config.num_channels, tf.int32)
         self.step = _constant_variable(step, tf.int64)
-        self.wavegan_tf_version = _constant_variable(wavegan_tf.__version__, tf.string)
+        self.wavegan_tf_version = _constant_variable(__version__, tf.string)
         self.precision = _constant_variable(precision, tf.string)
         self.metadata = tf.saved_model.Asset(metadata_path)
         if moments_path:
@@ -149,7 +149,7 @@ def export_metadata(config, step, precision="float32"):
     """The contents of ``assets/wavegan.json``: audio facts, step, version and the run config."""
     metadata = {name: getattr(config, name) for name in AUDIO_ATTRIBUTES}
     label = ["label"] if config.conditional else []
-    metadata.update(step=int(step), wavegan_tf_version=wavegan_tf.__version__,
+    metadata.update(step=int(step), wavegan_tf_version=__version__,
                     precision=precision,
                     signatures={SERVING_SIGNATURE: {"inputs": ["z"] + label,
                                                     "outputs": ["audio"]},
@@ -165,7 +165,7 @@ def export_metadata(config, step, precision="float32"):
 
 def write_export(generator, config, step, directory, precision="float32"):
     """Writes the SavedModel and ``generator.keras`` of ``generator`` (a model from z to audio,
-    :meth:`wavegan_tf.config.WaveGANConfig.build_audio_generator`) into ``directory``."""
+    :meth:`wavegan_tf.training.config.GANConfig.build_audio_generator`) into ``directory``."""
     with tempfile.TemporaryDirectory() as scratch:
         metadata_path = os.path.join(scratch, METADATA_FILENAME)
         with open(metadata_path, "w", encoding="utf-8") as f:
@@ -216,7 +216,7 @@ def load_keras_generator(path):
     A training directory (it has ``config.json``) gives G from its newest usable checkpoint; an
     export gives ``generator.keras`` (loaded with safe mode on) with the config and step of its
     ``assets/wavegan.json``. This is G as Keras layers and weights, for writers of other formats
-    (:mod:`wavegan_tf.web_export`, :mod:`wavegan_tf.tflite_export`). Raises FileNotFoundError for
+    (:mod:`wavegan_tf.serving.web_export`, :mod:`wavegan_tf.serving.tflite_export`). Raises FileNotFoundError for
     a missing path and ValueError for a folder that is neither, or an export without
     ``generator.keras``.
     """
@@ -233,6 +233,6 @@ def load_keras_generator(path):
         raise ValueError(f"export {path!r} has no {KERAS_FILENAME}: export it again from its "
                          "training directory")
     metadata = read_metadata(path)
-    config = WaveGANConfig.from_dict(metadata["config"])
+    config = GANConfig.from_dict(metadata["config"])
     generator = keras.saving.load_model(keras_path, safe_mode=True)
     return config, generator, int(metadata["step"])

@@ -6,7 +6,7 @@ and writes its settings to ``args.txt`` (one ``name,value`` line per argparse fl
 :func:`convert_checkpoint` reads such a checkpoint with ``tf.train.load_checkpoint`` (no TF1
 graph is built), takes the settings from ``args.txt`` and overrides (the original's defaults
 for the rest), checks every variable's shape against them, copies the weights into the
-Keras G and D built from the matching :class:`~wavegan_tf.config.WaveGANConfig`, and writes a
+Keras G and D built from the matching :class:`~wavegan_tf.training.config.GANConfig`, and writes a
 training directory (``config.json``, ``training.json``, ``checkpoints/ckpt-N``) that
 ``generate.py``, the exporter, ``evaluate.py`` and ``train.py`` read like any other.
 
@@ -47,10 +47,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wavegan_tf import checkpoints
-from wavegan_tf.atomic_files import atomic_output_dir, atomic_output_file
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.training import TrainingOptions
+from wavegan_tf.training import checkpoints
+from wavegan_tf.files.atomic_files import atomic_output_dir, atomic_output_file
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.training.loop import TrainingOptions
 
 ARGS_FILENAME = "args.txt"
 PROVENANCE_FILENAME = "converted_from.json"
@@ -95,7 +95,7 @@ class ConversionResult:
         out_dir: the new training directory.
         checkpoint: the prefix of the original checkpoint that was read.
         step: the generator step it was saved at (our step counter continues from it).
-        config: the WaveGANConfig of the converted run.
+        config: the GANConfig of the converted run.
         discriminator: "converted", or "fresh" for a checkpoint without D.
         optimizer_state: "converted", or "fresh" when the checkpoint has no optimizer slots.
     """
@@ -103,7 +103,7 @@ class ConversionResult:
     out_dir: str
     checkpoint: str
     step: int
-    config: WaveGANConfig
+    config: GANConfig
     discriminator: str
     optimizer_state: str
 
@@ -162,7 +162,7 @@ def original_settings(args_txt=None, overrides=None):
 
 
 def config_from_settings(settings):
-    """The WaveGANConfig of a run of the original trained with ``settings``."""
+    """The GANConfig of a run of the original trained with ``settings``."""
     upsample = settings["wavegan_genr_upsample"]
     if upsample not in UPSAMPLE_MODES:
         raise ValueError(f"wavegan_genr_upsample must be one of {sorted(UPSAMPLE_MODES)}, got "
@@ -175,7 +175,7 @@ def config_from_settings(settings):
         post_proc_filt_len=settings["wavegan_genr_pp_len"] if settings["wavegan_genr_pp"] else 0,
         batchnorm=settings["wavegan_batchnorm"], loss=settings["wavegan_loss"],
         n_critic=settings["wavegan_disc_nupdates"], batch_size=settings["train_batch_size"])
-    return WaveGANConfig(**values)
+    return GANConfig(**values)
 
 
 def find_checkpoint(path):

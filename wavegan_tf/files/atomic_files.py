@@ -23,7 +23,7 @@ import uuid
 
 from absl import logging
 
-from wavegan_tf.locks import exclusive_lock
+from wavegan_tf.files.locks import exclusive_lock
 
 
 def temp_path_beside(path, kind="tmp", suffix=""):

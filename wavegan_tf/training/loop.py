@@ -1,12 +1,12 @@
 """Training a WaveGAN from a folder of audio: the loop behind ``train.py``.
 
-:func:`train` runs ``model.fit`` of a :class:`~wavegan_tf.gan.WaveGAN` over
+:func:`train` runs ``model.fit`` of a :class:`~wavegan_tf.training.gan.GANTrainer` over
 ``critic_batches(audio_dataset(...), n_critic)`` until the run's step counter (completed
 generator steps) reaches ``train_steps``, and keeps everything a run needs in its training
 directory::
 
     TRAIN_DIR/
-      config.json        the WaveGANConfig (architecture, objective, batch size, seed)
+      config.json        the GANConfig (architecture, objective, batch size, seed)
       training.json      the TrainingOptions (data_dir, train_steps, save/preview intervals, ...)
       checkpoints/       tf.train.CheckpointManager files: G, D, both optimizers, step, RNG state
                          (and G's weight average with ema_decay > 0)
@@ -15,20 +15,20 @@ directory::
       preview_z.npy      the fixed z of the previews, drawn once from the seed
       spectrogram_moments.json
                          SpecGAN only: the per-bin moments of the training data's log
-                         spectrograms, computed when the run starts (wavegan_tf.spectrogram)
+                         spectrograms, computed when the run starts (wavegan_tf.audio.spectrogram)
       previews/          step_<N>.wav: the preview clips at step N, 0.5 s of silence after each
                          (a conditional run: the same z for every class, class by class)
-      export/            the exported generator (wavegan_tf.export), when the run finishes
+      export/            the exported generator (wavegan_tf.serving.export), when the run finishes
 
 Conditional runs (``conditional=True``): the data folder holds one subfolder per class; the
 classes (sorted subfolder names, or the ``class_names`` given) are saved in ``config.json`` as
 ``class_names`` and fixed for the run, and G and D take the label as a second input (see
-:mod:`wavegan_tf.gan`).
+:mod:`wavegan_tf.training.gan`).
 
 SpecGAN runs (``model="specgan"``): G generates normalised spectrograms and D judges them. The
 real batches are turned into spectrograms in the input pipeline, with the moments computed
 from one pass over the data at the start of the run (every window, zero-padded at the end, in
-file order) and read back on resume, so :class:`~wavegan_tf.gan.WaveGAN` trains SpecGAN
+file order) and read back on resume, so :class:`~wavegan_tf.training.gan.GANTrainer` trains SpecGAN
 unchanged. Previews, evaluation and the export hear G through Griffin-Lim
 (``griffin_lim_iters``).
 
@@ -45,7 +45,7 @@ from the restored G; turned off, the saved average is dropped. The data stream o
 seeded from (seed, start step), so it does not replay the batches the run began with.
 
 With ``ema_decay > 0`` the previews, the evaluations, the best generator and the export are of
-G's weight average (:attr:`wavegan_tf.gan.WaveGAN.sampling_generator`).
+G's weight average (:attr:`wavegan_tf.training.gan.GANTrainer.sampling_generator`).
 
 Checkpoints are written every ``save_every_steps`` steps, after the first step that ends
 ``save_every_secs`` seconds after the previous save, at the end of the run and when SIGINT or
@@ -61,10 +61,10 @@ completely, losing at most one save interval, with the step count, both optimize
 state and the preview z exactly as saved. Damaged checkpoints (truncated or missing files) are
 named in a warning and moved to ``checkpoints/corrupt/``, and the previous one is used; with no
 readable checkpoint left, :func:`train` raises CorruptCheckpointError naming them rather than
-starting over (see :mod:`wavegan_tf.checkpoints`). Every other file of the run is written under a
+starting over (see :mod:`wavegan_tf.training.checkpoints`). Every other file of the run is written under a
 temporary name and renamed into place; leftovers of interrupted writes are removed on resume.
 
-One trainer per directory. :func:`train` holds ``TRAIN_DIR/.lock`` (:class:`~wavegan_tf.locks.
+One trainer per directory. :func:`train` holds ``TRAIN_DIR/.lock`` (:class:`~wavegan_tf.files.locks.
 RunLock`) while it runs: a second trainer on the same directory fails at once with
 TrainDirInUse naming the first one's pid, host and start time; a lock left by a process that
 no longer runs is taken over with a warning.
@@ -91,22 +91,22 @@ import soundfile
 import tensorflow as tf
 from absl import logging
 
-from wavegan_tf import checkpoints, losses
-from wavegan_tf.atomic_files import atomic_output_file, remove_temp_files
-from wavegan_tf.bfloat16_support import warn_if_emulated
-from wavegan_tf.callbacks import (EveryNSteps, NonFiniteLossCheck, ScalarSummaries,
+from wavegan_tf.training import checkpoints, losses
+from wavegan_tf.files.atomic_files import atomic_output_file, remove_temp_files
+from wavegan_tf.cpu.bfloat16_support import warn_if_emulated
+from wavegan_tf.training.callbacks import (EveryNSteps, NonFiniteLossCheck, ScalarSummaries,
                                   StepCounter, StopOnRequest, Throughput, TrainingDiverged)
-from wavegan_tf.config import ARCHITECTURE_FIELDS, CONFIG_FILENAME, WaveGANConfig
-from wavegan_tf.distribute import (STRATEGIES, ChiefCheckpointManager,
+from wavegan_tf.training.config import ARCHITECTURE_FIELDS, CONFIG_FILENAME, GANConfig
+from wavegan_tf.training.distribute import (STRATEGIES, ChiefCheckpointManager,
                                    distributed_audio_dataset, is_chief, make_strategy,
                                    replica_batch_size)
-from wavegan_tf.dtype_policy import global_dtype_policy
-from wavegan_tf.gan import critic_batches
-from wavegan_tf.json_files import read_json
-from wavegan_tf.locks import RunLock
-from wavegan_tf.previews import (PREVIEWS_SUBDIR, Previewer, load_or_create_preview_z,
+from wavegan_tf.cpu.dtype_policy import global_dtype_policy
+from wavegan_tf.training.gan import critic_batches
+from wavegan_tf.files.json_files import read_json
+from wavegan_tf.files.locks import RunLock
+from wavegan_tf.training.previews import (PREVIEWS_SUBDIR, Previewer, load_or_create_preview_z,
                                  preview_path)
-from wavegan_tf.spectrogram import audio_to_spectrogram, compute_moments
+from wavegan_tf.audio.spectrogram import audio_to_spectrogram, compute_moments
 
 __all__ = [
     "FIXED_ON_RESUME", "TrainingDiverged", "TrainingOptions", "TrainingResult",
@@ -122,7 +122,7 @@ MIXED_PRECISION_POLICIES = ("none", "mixed_bfloat16", "mixed_float16")
 # Config fields a resumed run must keep: they fix the weights' shapes, the meaning of the
 # optimizer state, or (the seed) the initial weights, the RNG stream and the preview z.
 FIXED_ON_RESUME = ARCHITECTURE_FIELDS + ("seed",)
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _demo_data_dir():
@@ -139,7 +139,7 @@ DEMO_DATA_DIR = _demo_data_dir()
 
 @dataclasses.dataclass
 class TrainingOptions:
-    """How a run is driven, as opposed to what is trained (that is the WaveGANConfig).
+    """How a run is driven, as opposed to what is trained (that is the GANConfig).
 
     Attributes:
         data_dir: folder of training audio; None means the built-in demo drum dataset
@@ -150,8 +150,8 @@ class TrainingOptions:
             (0 = off).
         preview_every_steps: write a preview every this many steps (0 = only at the end).
         keep_checkpoints: newest checkpoints kept on disk (older ones are deleted).
-        export: export the generator (wavegan_tf.export) when the run reaches train_steps.
-        strategy: the ``tf.distribute`` strategy (:data:`wavegan_tf.distribute.STRATEGIES`);
+        export: export the generator (wavegan_tf.serving.export) when the run reaches train_steps.
+        strategy: the ``tf.distribute`` strategy (:data:`wavegan_tf.training.distribute.STRATEGIES`);
             ``batch_size`` is then the global batch over all replicas.
         tpu: the TPU name or address for strategy "tpu" (None: found by TPUClusterResolver).
         mixed_precision: the Keras dtype policy of training, one of
@@ -160,7 +160,7 @@ class TrainingOptions:
         jit_compile: compile the train step with XLA (for GPU/TPU; slower on CPU).
         micro_batches: split each replica's batch into this many equal parts, one after the
             other, whose gradients are summed: lower peak memory, the same update
-            (:class:`wavegan_tf.WaveGAN`); it must divide the batch of each replica.
+            (:class:`wavegan_tf.GANTrainer`); it must divide the batch of each replica.
         eval_every_steps: score G every this many steps with ``eval_classifier`` (0 = off);
             see :mod:`wavegan_tf.eval.during_training`.
         eval_classifier: the ``.keras`` classifier of ``evaluate.py train_classifier``.
@@ -248,7 +248,7 @@ def default_train_dir():
 def default_data_dir():
     """The demo drum dataset, synthesised into :data:`DEMO_DATA_DIR` on first use (a relative
     :data:`DEMO_DATA_DIR` is taken from the current directory)."""
-    from wavegan_tf.demo_data import ensure_demo_dataset
+    from wavegan_tf.audio.demo_data import ensure_demo_dataset
 
     return ensure_demo_dataset(DEMO_DATA_DIR)
 
@@ -264,10 +264,10 @@ def resolve_run(train_dir, config_values=None, option_values=None):
     config_values = dict(config_values or {})
     option_values = dict(option_values or {})
     if not os.path.exists(os.path.join(train_dir, CONFIG_FILENAME)):
-        model = config_values.get("model", WaveGANConfig.model)
-        return (_replace(WaveGANConfig.for_model(model), config_values, source="config"),
+        model = config_values.get("model", GANConfig.model)
+        return (_replace(GANConfig.for_model(model), config_values, source="config"),
                 _replace(TrainingOptions(), option_values, source="options"))
-    saved = WaveGANConfig.load(train_dir)
+    saved = GANConfig.load(train_dir)
     conflicts = [f"{name}: saved {getattr(saved, name)!r}, given {value!r}"
                  for name, value in sorted(config_values.items())
                  if name in FIXED_ON_RESUME and value != getattr(saved, name)]
@@ -294,14 +294,14 @@ def train(train_dir, config_values=None, option_values=None, verbose=1, strategy
 
     Args:
         train_dir: the training directory; created if missing.
-        config_values: WaveGANConfig fields to set (see :func:`resolve_run` for resume).
+        config_values: GANConfig fields to set (see :func:`resolve_run` for resume).
         option_values: TrainingOptions fields to set.
         verbose: ``model.fit`` verbosity (1: progress bar with losses and it/s).
         strategy: a ``tf.distribute.Strategy`` to train under instead of the one the options
             name (e.g. a MirroredStrategy over chosen devices).
 
     Under a strategy with several workers (multi_worker) every worker calls this with the same
-    ``train_dir`` on shared storage; only the chief (:func:`wavegan_tf.distribute.is_chief`)
+    ``train_dir`` on shared storage; only the chief (:func:`wavegan_tf.training.distribute.is_chief`)
     locks the directory and writes the settings, logs, previews, checkpoints and export, and
     checkpoints are saved by step count only (``save_every_secs`` is ignored).
 
@@ -312,10 +312,10 @@ def train(train_dir, config_values=None, option_values=None, verbose=1, strategy
         ValueError: a bad or conflicting setting, or unusable data (from the data module).
         FileNotFoundError: ``data_dir`` does not exist.
         OSError: ``train_dir`` cannot be written.
-        wavegan_tf.locks.TrainDirInUse: (an OSError) another live trainer holds ``train_dir``.
-        wavegan_tf.checkpoints.CheckpointSaveError: (an OSError) a checkpoint or preview could
+        wavegan_tf.files.locks.TrainDirInUse: (an OSError) another live trainer holds ``train_dir``.
+        wavegan_tf.training.checkpoints.CheckpointSaveError: (an OSError) a checkpoint or preview could
             not be written; the newest complete checkpoint stays loadable.
-        wavegan_tf.checkpoints.CorruptCheckpointError: (a ValueError) every checkpoint in
+        wavegan_tf.training.checkpoints.CorruptCheckpointError: (a ValueError) every checkpoint in
             ``train_dir`` is damaged.
         TrainingDiverged: a loss became NaN/inf; the newest checkpoint is the last good one.
     """
@@ -335,7 +335,7 @@ class _Run:
     """What the steps of :func:`train` share: the settings and where the run executes."""
 
     train_dir: str
-    config: WaveGANConfig
+    config: GANConfig
     options: TrainingOptions
     strategy: tf.distribute.Strategy
     chief: bool
@@ -436,7 +436,7 @@ def _spectrogram_moments(run, resuming):
 def data_moments(config, data_dir):
     """SpecGAN's spectrogram moments of ``data_dir``: over every window of the data in file
     order, the last zero-padded."""
-    from wavegan_tf.data import audio_dataset
+    from wavegan_tf.audio.data import audio_dataset
 
     windows = audio_dataset(data_dir, slice_len=config.slice_len, sample_rate=config.sample_rate,
                             num_channels=config.num_channels, batch_size=1, pad_end=True,
@@ -447,7 +447,7 @@ def data_moments(config, data_dir):
 def _with_class_names(config, data_dir):
     """``config`` with the classes of ``data_dir`` (its sorted class subfolders) when it has
     none yet; a resumed run's saved classes are checked to be subfolders of ``data_dir``."""
-    from wavegan_tf.data import check_class_names
+    from wavegan_tf.audio.data import check_class_names
 
     class_names = check_class_names(data_dir, config.class_names)
     logging.info("Conditional run: %d classes %s", len(class_names), class_names)
@@ -493,7 +493,7 @@ def _training_data(run, seed):
     """(what ``fit`` reads, a few real clips for the previews).
 
     Under a distribution strategy ``fit`` reads a distributed dataset of critic stacks
-    (:func:`wavegan_tf.distribute.distributed_audio_dataset`) and the real clips come from a
+    (:func:`wavegan_tf.training.distribute.distributed_audio_dataset`) and the real clips come from a
     plain pipeline built on the chief only.
     """
     config = run.config
@@ -548,7 +548,7 @@ def _make_previewer(gan, sample, run, writer):
 
 
 def _callbacks(gan, step, saver, previewer, writer, run):
-    """The per-step callbacks, in the order :mod:`wavegan_tf.callbacks` requires."""
+    """The per-step callbacks, in the order :mod:`wavegan_tf.training.callbacks` requires."""
     options = run.options
     callbacks = [
         NonFiniteLossCheck(step),
@@ -611,9 +611,9 @@ class _CheckpointSaver:
     """The run's checkpoints; saves only finite weights and at most once per step.
 
     On the chief, creation prepares the checkpoint folder for resuming
-    (:func:`wavegan_tf.checkpoints.prepare_resume`), so the caller must own the training
+    (:func:`wavegan_tf.training.checkpoints.prepare_resume`), so the caller must own the training
     directory; other workers of a multi-worker run only read it. Saving goes through a
-    :class:`~wavegan_tf.distribute.ChiefCheckpointManager`: every worker calls :meth:`save`,
+    :class:`~wavegan_tf.training.distribute.ChiefCheckpointManager`: every worker calls :meth:`save`,
     only the chief's files are kept.
     """
 
@@ -722,7 +722,7 @@ class _StopSignals:
 
 def _audio_batches(config, data_dir, seed):
     """The endless dataset of real batches ``[batch, slice_len, channels]`` for ``config``."""
-    from wavegan_tf.data import audio_dataset
+    from wavegan_tf.audio.data import audio_dataset
 
     return audio_dataset(data_dir, slice_len=config.slice_len, sample_rate=config.sample_rate,
                          num_channels=config.num_channels, batch_size=config.batch_size,
@@ -737,7 +737,7 @@ def _data_seed(seed, step):
 def _set_learning_rates(gan, config):
     """Applies the config's learning rates, which a restored checkpoint would otherwise set.
 
-    A rate of 0 means the loss's default (:func:`wavegan_tf.losses.default_optimizers`).
+    A rate of 0 means the loss's default (:func:`wavegan_tf.training.losses.default_optimizers`).
     """
     default_g, default_d = losses.default_optimizers(config.loss)
     gan.g_optimizer.learning_rate = config.g_learning_rate or float(default_g.learning_rate)
@@ -793,7 +793,7 @@ def _log_run(run, start):
 
 
 def _export(train_dir):
-    from wavegan_tf.export import export_generator
+    from wavegan_tf.serving.export import export_generator
 
     export_dir = export_generator(train_dir)
     logging.info("Exported the generator to %s", export_dir)

@@ -33,7 +33,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
 
-from wavegan_tf import bfloat16_support
+from wavegan_tf.cpu import bfloat16_support
 
 FORMULATIONS = ("auto", "standard", "polyphase")
 

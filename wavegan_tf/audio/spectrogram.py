@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from wavegan_tf.atomic_files import atomic_output_file
+from wavegan_tf.files.atomic_files import atomic_output_file
 
 WINDOW_LEN = 256
 HOP_LEN = 128

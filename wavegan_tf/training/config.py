@@ -1,6 +1,6 @@
 """One place for a run's settings, with the paper's defaults.
 
-A :class:`WaveGANConfig` is written as ``config.json`` into the training directory and read back
+A :class:`GANConfig` is written as ``config.json`` into the training directory and read back
 by resume, export and generation, so a run can always be rebuilt exactly. The CLIs take their
 flag defaults from here.
 """
@@ -9,13 +9,13 @@ import dataclasses
 import json
 import os
 
-from wavegan_tf import losses
-from wavegan_tf.atomic_files import atomic_output_file
-from wavegan_tf.augment import check_policies
-from wavegan_tf.gan import WaveGAN, check_ema_decay
-from wavegan_tf.json_files import read_json
-from wavegan_tf.models import build_discriminator, build_generator
-from wavegan_tf.specgan_models import (SPECGAN_KERNEL_LEN, SPECGAN_SLICE_LEN,
+from wavegan_tf.training import losses
+from wavegan_tf.files.atomic_files import atomic_output_file
+from wavegan_tf.training.augment import check_policies
+from wavegan_tf.training.gan import GANTrainer, check_ema_decay
+from wavegan_tf.files.json_files import read_json
+from wavegan_tf.nets.models import build_discriminator, build_generator
+from wavegan_tf.nets.specgan_models import (SPECGAN_KERNEL_LEN, SPECGAN_SLICE_LEN,
                                        build_audio_generator, build_specgan_discriminator,
                                        build_specgan_generator)
 
@@ -23,7 +23,7 @@ CONFIG_FILENAME = "config.json"
 # The two models of the paper: WaveGAN (audio) and SpecGAN (spectrograms, Griffin-Lim).
 MODELS = ("wavegan", "specgan")
 # Settings whose default differs by model: the values a new run of the model starts from
-# unless they are given (WaveGANConfig's own defaults are WaveGAN's).
+# unless they are given (GANConfig's own defaults are WaveGAN's).
 MODEL_DEFAULTS = {"wavegan": {}, "specgan": {"kernel_len": SPECGAN_KERNEL_LEN, "phase_shuffle": 0}}
 
 # Fields that fix the shapes of the weights or the meaning of the optimizer state: a resumed run
@@ -36,7 +36,7 @@ ARCHITECTURE_FIELDS = (
 
 
 @dataclasses.dataclass
-class WaveGANConfig:
+class GANConfig:
     """Everything needed to rebuild and continue a run. Defaults are the paper's."""
 
     # Audio
@@ -64,8 +64,8 @@ class WaveGANConfig:
     clip_value: float = 0.01
     g_learning_rate: float = 0.0
     d_learning_rate: float = 0.0
-    # Faster learning, off in the paper: G's weight average (0 = off; see wavegan_tf.gan) and
-    # the augmentation policies of every clip D sees (see wavegan_tf.augment).
+    # Faster learning, off in the paper: G's weight average (0 = off; see wavegan_tf.training.gan) and
+    # the augmentation policies of every clip D sees (see wavegan_tf.training.augment).
     ema_decay: float = 0.0
     augment: list = dataclasses.field(default_factory=list)
     # Training
@@ -128,7 +128,7 @@ class WaveGANConfig:
             return 0
         if self.class_names is None:
             raise ValueError("a conditional config needs class_names (the classes of its data "
-                             "folder, see wavegan_tf.data.list_classes) before building models")
+                             "folder, see wavegan_tf.audio.data.list_classes) before building models")
         return len(self.class_names)
 
     def build_generator(self):
@@ -147,7 +147,7 @@ class WaveGANConfig:
     def build_audio_generator(self, generator=None, moments=None):
         """A model from z to audio: G itself for WaveGAN; for SpecGAN G followed by Griffin-Lim
         with ``griffin_lim_iters`` and the spectrogram ``moments``
-        (:func:`wavegan_tf.specgan_models.build_audio_generator`). ``generator`` defaults to a
+        (:func:`wavegan_tf.nets.specgan_models.build_audio_generator`). ``generator`` defaults to a
         fresh G."""
         generator = generator or self.build_generator()
         if self.model != "specgan":
@@ -165,9 +165,9 @@ class WaveGANConfig:
             use_batchnorm=self.batchnorm, num_classes=self.num_classes)
 
     def build_gan(self, jit_compile=False, micro_batches=1):
-        """A compiled :class:`WaveGAN` with fresh G and D and this config's optimizers; with
+        """A compiled :class:`GANTrainer` with fresh G and D and this config's optimizers; with
         ``jit_compile`` its train step is compiled with XLA; ``micro_batches`` as in WaveGAN."""
-        gan = WaveGAN(self.build_generator(), self.build_discriminator(), loss=self.loss,
+        gan = GANTrainer(self.build_generator(), self.build_discriminator(), loss=self.loss,
                       n_critic=self.n_critic, gp_weight=self.gp_weight,
                       clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed,
                       num_classes=self.num_classes, micro_batches=micro_batches,

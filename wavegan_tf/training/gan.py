@@ -11,7 +11,7 @@ only assumes that G's outputs and the real examples are what D takes: SpecGAN tr
 on spectrograms ``[..., frames, bins, 1]``, one more axis per example than audio.
 
 Class-conditional training (``num_classes > 0``; G takes ``[z, label]`` and D
-``[audio, label]``, see :mod:`wavegan_tf.models`): each element is ``(audio, label)``, the labels
+``[audio, label]``, see :mod:`wavegan_tf.nets.models`): each element is ``(audio, label)``, the labels
 int32 ``[n_critic, batch]`` or ``[n_critic * batch]`` to match the audio. The fake clips of a
 critic update are generated for the labels of its real batch, and the generator update uses the
 labels of the step's last real batch, so D always compares real and fake clips of the same
@@ -23,10 +23,10 @@ largest, first while no summed gradients are held; then real clips, fake clips),
 differentiated on its own and the gradients summed, so only one pass's activations are alive
 at a time; in a graph on one device the ``n_critic`` updates are a ``tf.while_loop`` (one copy
 of the update in the graph); ``micro_batches=K`` further splits every pass (and the generator
-update) into K equal parts, with the same update (see :meth:`WaveGAN._accumulate`).
+update) into K equal parts, with the same update (see :meth:`GANTrainer._accumulate`).
 
 Under a ``tf.distribute`` strategy (build the model in ``strategy.scope()`` and feed it a dataset
-from :mod:`wavegan_tf.distribute`) each replica runs ``train_step`` on its share of the global
+from :mod:`wavegan_tf.training.distribute`) each replica runs ``train_step`` on its share of the global
 batch. Keras optimizers sum the replicas' gradients, so every loss is divided by the number of
 replicas before differentiation: the update is that of the global-batch mean. The metrics track
 the undivided per-replica means and Keras averages them over replicas. z, the penalty's
@@ -40,9 +40,9 @@ that is never trained), towards them: ``average = decay * average + (1 - decay) 
 ``decay = min(ema_decay, (1 + n) / (10 + n))`` after the n-th generator update (the warm-up of
 ``tf.train.ExponentialMovingAverage``, so that the average of a short run is not dominated by
 the random initial weights). Non-trainable weights (batch-norm statistics) are copied, not
-averaged. :attr:`WaveGAN.sampling_generator` is the G to listen to: the average when it exists.
+averaged. :attr:`GANTrainer.sampling_generator` is the G to listen to: the average when it exists.
 
-Differentiable augmentation (``augment``, see :mod:`wavegan_tf.augment`; off in the paper):
+Differentiable augmentation (``augment``, see :mod:`wavegan_tf.training.augment`; off in the paper):
 every pass of D (real clips, fake clips, the penalty and the generator update) sees its clips
 transformed by the policies, with fresh random draws per pass and example from the model's seed
 generator; G's gradient flows through the transforms. The gradient penalty is taken at the
@@ -59,13 +59,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from wavegan_tf import augment as augmentation
-from wavegan_tf import losses
-from wavegan_tf.models import check_num_classes, check_positive
+from wavegan_tf.training import augment as augmentation
+from wavegan_tf.training import losses
+from wavegan_tf.nets.models import check_num_classes, check_positive
 
 
-@keras.saving.register_keras_serializable(package="wavegan_tf")
-class WaveGAN(keras.Model):
+@keras.saving.register_keras_serializable(package="wavegan_tf", name="WaveGAN")
+class GANTrainer(keras.Model):
     """Adversarial training of a generator against a discriminator (critic).
 
     Args:
@@ -83,7 +83,7 @@ class WaveGAN(keras.Model):
             to cut peak memory; the update is the same as on the whole batch (1: no split).
         ema_decay: 0 (the paper) or the decay in (0, 1) of the generator's weight average
             (see the module doc), e.g. 0.999.
-        augment: policies of :mod:`wavegan_tf.augment` applied to every clip D sees (empty:
+        augment: policies of :mod:`wavegan_tf.training.augment` applied to every clip D sees (empty:
             none, the paper), e.g. ``("shift", "gain", "mask")``.
     """
 
@@ -447,7 +447,7 @@ def _check_conditioning(generator, discriminator, num_classes):
             raise ValueError(
                 f"the {role} {'takes' if takes_label else 'does not take'} a label input but "
                 f"num_classes={num_classes!r}; build G and D with the same num_classes as the "
-                "WaveGAN")
+                "trainer")
 
 
 def _example_rank(discriminator):
@@ -588,7 +588,7 @@ def _with_loss_scaling(optimizer):
 def critic_batches(dataset, n_critic):
     """Groups a dataset of ``[batch, time, channels]`` batches into ``n_critic``-stacks.
 
-    The result feeds :class:`WaveGAN` so that every critic update sees its own real batch.
+    The result feeds :class:`GANTrainer` so that every critic update sees its own real batch.
     A dataset of ``(audio, label)`` batches gives ``(audio, label)`` stacks,
     ``[n_critic, batch, time, channels]`` and ``[n_critic, batch]``.
     """

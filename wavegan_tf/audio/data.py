@@ -1,9 +1,9 @@
 """Training batches from a folder of audio files.
 
-:func:`audio_dataset` decodes and resamples every file once (:mod:`wavegan_tf.audio_files`),
+:func:`audio_dataset` decodes and resamples every file once (:mod:`wavegan_tf.audio.audio_files`),
 keeps the result as one contiguous float32 tensor with a per-file (start, length) table, and then
 serves batches with TensorFlow ops only: each pass draws new window offsets and a new order
-(the rule of :mod:`wavegan_tf.slicing`, computed on the whole table at once), and every batch is
+(the rule of :mod:`wavegan_tf.audio.slicing`, computed on the whole table at once), and every batch is
 one ``tf.gather`` of ``start + range(slice_len)``. No Python runs per batch, so the pipeline is
 fast, runs in parallel, and never holds the interpreter at exit.
 
@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wavegan_tf import audio_files, slicing
+from wavegan_tf.audio import audio_files, slicing
 
 _CACHE_VERSION = 1
 
@@ -40,12 +40,12 @@ def audio_dataset(data_dir, slice_len=16384, sample_rate=16000, num_channels=1, 
 
     Files are found recursively under ``data_dir`` (wav, flac, ogg, aiff/aif, and mp3 where
     libsndfile reads it; extensions in any case); unusable files are skipped with a warning
-    (see :func:`wavegan_tf.audio_files.scan_audio_folder`). Every file is resampled to
+    (see :func:`wavegan_tf.audio.audio_files.scan_audio_folder`). Every file is resampled to
     ``sample_rate`` with soxr and mixed to ``num_channels`` (mean to mono, mono duplicated to
     more). With ``normalize`` each file is divided by its peak absolute value, so batches lie in
     [-1, 1]; without it samples are as decoded (integer formats lie in [-1, 1)).
 
-    Windows follow :mod:`wavegan_tf.slicing`: per file and pass a random offset in ``[0, hop)``
+    Windows follow :mod:`wavegan_tf.audio.slicing`: per file and pass a random offset in ``[0, hop)``
     (never past the first whole window; none with ``first_slice``), then windows every
     ``hop = round(slice_len * (1 - overlap_ratio))`` samples; ``pad_end`` keeps a zero-padded
     last partial window; a file shorter than one slice gives one zero-padded window. Batches are
@@ -228,7 +228,7 @@ def _log_class_balance(data_dir, balance):
 
 
 def window_table(lengths, slice_len, hop, pad_end, first_slice, offsets):
-    """TensorFlow twin of :func:`wavegan_tf.slicing.window_table` (same rule, same result)."""
+    """TensorFlow twin of :func:`wavegan_tf.audio.slicing.window_table` (same rule, same result)."""
     lengths = tf.convert_to_tensor(lengths, tf.int64)
     slice_len, hop = tf.constant(slice_len, tf.int64), tf.constant(hop, tf.int64)
     offsets = tf.zeros_like(lengths) if first_slice else tf.convert_to_tensor(offsets, tf.int64)

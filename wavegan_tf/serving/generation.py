@@ -1,7 +1,7 @@
 """Turning a trained generator into WAV files: loading it, choosing z, writing the clips.
 
 A model is given as a training directory (G is restored from its newest checkpoint), as its
-``export/`` folder, or as any SavedModel written by :func:`wavegan_tf.export.export_generator`.
+``export/`` folder, or as any SavedModel written by :func:`wavegan_tf.serving.export.export_generator`.
 z is drawn on the host with ``numpy.random.default_rng(seed).uniform(-1, 1)``, so a seed names
 the same z, and therefore the same audio, whichever form of the model is loaded.
 
@@ -10,7 +10,7 @@ every clip of that class, ``per_class`` writes that many clips of every class in
 ``OUT/<class>/``, each class from the same z (clip i of every class is z row i).
 
 With ``plot`` the first clips written are also drawn as a PNG sheet of waveforms and log-mel
-spectrograms (:func:`wavegan_tf.plots.plot_sheet`), beside as many real clips from
+spectrograms (:func:`wavegan_tf.audio.plots.plot_sheet`), beside as many real clips from
 ``plot_data_dir`` when it is given.
 """
 
@@ -20,11 +20,12 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from wavegan_tf import plots, tflite_export, wav_io
-from wavegan_tf.atomic_files import atomic_output_file
-from wavegan_tf.checkpoints import load_generator
-from wavegan_tf.config import CONFIG_FILENAME
-from wavegan_tf.export import AUDIO_ATTRIBUTES, SERVING_SIGNATURE
+from wavegan_tf.audio import plots, wav_io
+from wavegan_tf.serving import tflite_export
+from wavegan_tf.files.atomic_files import atomic_output_file
+from wavegan_tf.training.checkpoints import load_generator
+from wavegan_tf.training.config import CONFIG_FILENAME
+from wavegan_tf.serving.export import AUDIO_ATTRIBUTES, SERVING_SIGNATURE
 
 DEFAULT_NUM_CLIPS = 16
 DEFAULT_BATCH_SIZE = 64
@@ -118,11 +119,11 @@ def load_model_for_generation(path):
     reads back completely (damaged newer ones are skipped with a warning naming them); a
     folder with ``saved_model.pb`` is loaded with ``tf.saved_model.load`` and used through its
     ``serving_default`` signature; a ``.tflite`` file written by
-    :func:`wavegan_tf.tflite_export.export_tflite` runs in the LiteRT interpreter. Raises
+    :func:`wavegan_tf.serving.tflite_export.export_tflite` runs in the LiteRT interpreter. Raises
     FileNotFoundError for a missing path, a training directory without a checkpoint or a
     ``.tflite`` without its ``.json``, and ValueError for a SavedModel that is not a WaveGAN
     export or is damaged, a training directory whose checkpoints are all damaged
-    (wavegan_tf.checkpoints.CorruptCheckpointError), or a path that is none of these.
+    (wavegan_tf.training.checkpoints.CorruptCheckpointError), or a path that is none of these.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"model path {path!r} does not exist")
@@ -437,7 +438,7 @@ def _plot(path, audio, generator, data_dir, seed):
     clips = audio[:plots.MAX_SHEET_CLIPS]
     real = None
     if data_dir is not None:
-        from wavegan_tf.data import audio_dataset
+        from wavegan_tf.audio.data import audio_dataset
 
         real = next(iter(audio_dataset(
             data_dir, slice_len=generator.slice_len, sample_rate=generator.sample_rate,

@@ -1,6 +1,6 @@
 """Layout of a training directory, the checkpoint format inside it, and finding a good one.
 
-A training directory holds ``config.json`` (the :class:`~wavegan_tf.config.WaveGANConfig`) and
+A training directory holds ``config.json`` (the :class:`~wavegan_tf.training.config.GANConfig`) and
 ``checkpoints/`` (``tf.train.Checkpoint`` files managed by ``tf.train.CheckpointManager``). A
 checkpoint stores G, D, both optimizers, the generator-step counter and the trainer's RNG state,
 under the object names below, so that any part (for example G alone, for export) can be restored.
@@ -29,9 +29,9 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
-from wavegan_tf.atomic_files import atomic_output_file
-from wavegan_tf.config import WaveGANConfig
-from wavegan_tf.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
+from wavegan_tf.files.atomic_files import atomic_output_file
+from wavegan_tf.training.config import GANConfig
+from wavegan_tf.audio.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
 
 CHECKPOINT_SUBDIR = "checkpoints"
 CHECKPOINT_PREFIX = "ckpt"
@@ -153,7 +153,7 @@ def prepare_resume(train_dir):
     Deletes what interrupted saves left behind, moves damaged checkpoints newer than the
     usable one into ``checkpoints/corrupt/`` (with a warning naming where), and rewrites the
     state file so that it lists exactly the remaining checkpoints with the usable one as the
-    latest. Must only run while this process owns the directory (wavegan_tf.locks.RunLock).
+    latest. Must only run while this process owns the directory (wavegan_tf.files.locks.RunLock).
     Returns None for a directory without checkpoints; raises CorruptCheckpointError when
     every checkpoint is damaged (nothing is moved then).
     """
@@ -213,7 +213,7 @@ def moments_path(train_dir):
 
 
 def load_moments(train_dir):
-    """The :class:`~wavegan_tf.spectrogram.SpectrogramMoments` of the SpecGAN run in
+    """The :class:`~wavegan_tf.audio.spectrogram.SpectrogramMoments` of the SpecGAN run in
     ``train_dir``; FileNotFoundError or ValueError naming the file."""
     path = moments_path(train_dir)
     if not os.path.isfile(path):
@@ -233,7 +233,7 @@ def load_generator(train_dir, averaged=True):
     or no checkpoint (or a SpecGAN run no moments), and CorruptCheckpointError naming each
     checkpoint when all of them are damaged.
     """
-    config = WaveGANConfig.load(train_dir)
+    config = GANConfig.load(train_dir)
     path, _ = usable_checkpoint(train_dir)
     if path is None:
         raise FileNotFoundError(

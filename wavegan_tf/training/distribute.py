@@ -14,7 +14,7 @@ A training loop uses it like this::
 Batch size: ``global_batch_size`` is the number of examples of one critic (or generator) update
 summed over all replicas; each replica processes ``global_batch_size / num_replicas_in_sync``.
 The update is the one a single device would make with the global batch (see
-:mod:`wavegan_tf.gan`), so a run's hyper-parameters keep their meaning on any number of devices.
+:mod:`wavegan_tf.training.gan`), so a run's hyper-parameters keep their meaning on any number of devices.
 
 Data: every worker builds its own input pipeline over its own files (``audio_dataset``'s
 ``num_shards``/``shard_index``) and splits each of its batches between its local replicas in
@@ -36,7 +36,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from wavegan_tf.gan import critic_batches
+from wavegan_tf.training.gan import critic_batches
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -86,7 +86,7 @@ def replica_batch_size(strategy, global_batch_size):
 
 
 def distribute_critic_batches(strategy, make_batches, global_batch_size, n_critic):
-    """A distributed dataset feeding :class:`~wavegan_tf.gan.WaveGAN` on every replica.
+    """A distributed dataset feeding :class:`~wavegan_tf.training.gan.GANTrainer` on every replica.
 
     Each replica's element is ``[n_critic, global_batch_size / num_replicas, time, channels]``.
     Passing a plain ``critic_batches`` dataset to ``fit`` instead would let Keras split its
@@ -136,14 +136,14 @@ def split_between_replicas(stacks, replicas):
 
 def distributed_audio_dataset(strategy, data_dir, global_batch_size, n_critic, seed=None,
                               transform=None, **audio_options):
-    """:func:`distribute_critic_batches` over :func:`wavegan_tf.data.audio_dataset`.
+    """:func:`distribute_critic_batches` over :func:`wavegan_tf.audio.data.audio_dataset`.
 
     Worker ``i`` of ``n`` reads the files ``i::n`` of ``data_dir`` with the seed
     :func:`shard_seed` ``(seed, i)``; ``audio_options`` (slice_len, sample_rate, num_channels,
     cache, ...) go to ``audio_dataset`` unchanged. ``transform`` (dataset -> dataset), if given,
     is applied to each worker's batches before they are grouped (e.g. SpecGAN's spectrograms).
     """
-    from wavegan_tf.data import audio_dataset
+    from wavegan_tf.audio.data import audio_dataset
 
     def make_batches(batch_size, num_shards, shard_index):
         batches = audio_dataset(data_dir, batch_size=batch_size, num_shards=num_shards,

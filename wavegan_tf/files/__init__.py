@@ -1,0 +1,1 @@
+"""Safe files: atomic writes of files and folders, run locks, JSON read with clear errors."""

@@ -1,0 +1,2 @@
+"""Networks: the layers (phase shuffle, LeakyReLU) and the generators and discriminators of both
+families (WaveGAN, SpecGAN)."""
