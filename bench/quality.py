@@ -223,7 +223,7 @@ def final_figures(curves, real, labelled, peak):
     """The last line's figures: every variant's last point, then the best variant's."""
     figures = {}
     for name, points in curves.items():
-        figures.update(summary(points[-1], prefix=f"{name.replace('+', '_')}_"))
+        figures.update(summary(points[-1], prefix=f"{_key(name)}_"))
     if labelled:
         best = max(curves, key=lambda n: curves[n][-1]["inception_score"])
     else:
@@ -238,6 +238,11 @@ def final_figures(curves, real, labelled, peak):
     figures.update(silent_share_real=real["silent_frame_share"],
                    centroid_spread_real=real["centroid_spread"], peak_gflops=peak)
     return figures
+
+
+def _key(variant):
+    """A variant's name as a key of the last line (no '+', '=' or ',')."""
+    return variant.replace("+", "_").replace("=", "-").replace(",", "-")
 
 
 def _format(value):

@@ -58,7 +58,7 @@ def test_every_flag_sets_a_config_or_option_field_with_its_default():
     flags = _defined_flags()
     config = GANConfig().to_dict()
     options = dataclasses.asdict(training.TrainingOptions())
-    assert set(flags) == {"train_dir"} | set(config) | set(options)
+    assert set(flags) == {"train_dir", "recipe"} | set(config) | set(options)
     for name, value in {**config, **options}.items():
         if value is not None:
             expected = str(value).lower() if isinstance(value, bool) else str(value)

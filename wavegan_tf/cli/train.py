@@ -35,7 +35,7 @@ import sys
 from absl import app, flags, logging
 
 from wavegan_tf.nets import models
-from wavegan_tf.training import augment, distribute, losses, loop as training
+from wavegan_tf.training import augment, distribute, losses, loop as training, recipes
 from wavegan_tf.cli import run_program
 from wavegan_tf.training.config import MODEL_DEFAULTS, MODELS, GANConfig
 
@@ -79,6 +79,12 @@ flags.DEFINE_enum("upsample", _CONFIG.upsample, list(models.UPSAMPLE_MODES),
 flags.DEFINE_integer("post_proc_filt_len", _CONFIG.post_proc_filt_len,
                      "Length of G's learned post-processing filter (0 = none; paper: 512).")
 flags.DEFINE_boolean("batchnorm", _CONFIG.batchnorm, "Batch normalisation in G and D.")
+flags.DEFINE_list("spectral_heads", _CONFIG.spectral_heads,
+                  "WaveGAN: STFT frame lengths (powers of two, e.g. 256,1024) of spectral heads "
+                  "whose logits D adds to its own (default: none, the paper).")
+flags.DEFINE_boolean("minibatch_std", _CONFIG.minibatch_std,
+                     "WaveGAN: the minibatch standard-deviation feature before D's last "
+                     "convolution (off in the paper).")
 flags.DEFINE_boolean(
     "conditional", _CONFIG.conditional,
     "Class-conditional WaveGAN: --data_dir holds one subfolder of audio per class "
@@ -98,7 +104,19 @@ flags.DEFINE_float("g_learning_rate", _CONFIG.g_learning_rate,
                    "Generator learning rate; 0 = the loss's default (wgan-gp: Adam 1e-4).")
 flags.DEFINE_float("d_learning_rate", _CONFIG.d_learning_rate,
                    "Discriminator learning rate; 0 = the loss's default (wgan-gp: Adam 1e-4).")
+flags.DEFINE_float("adam_beta1", _CONFIG.adam_beta1,
+                   "Adam's beta1 for G and D (default: the loss's; wgan-gp 0.5, hinge 0).")
+flags.DEFINE_float("adam_beta2", _CONFIG.adam_beta2,
+                   "Adam's beta2 for G and D (default: the loss's; wgan-gp 0.9, hinge 0.99).")
 flags.DEFINE_float("gp_weight", _CONFIG.gp_weight, "Gradient penalty weight (wgan-gp only).")
+flags.DEFINE_float("r1_gamma", _CONFIG.r1_gamma,
+                   "Weight gamma of the R1 penalty gamma/2 E|grad D(x)|^2 on real clips (0 = off, "
+                   "the paper; not with wgan-gp).")
+flags.DEFINE_integer("r1_every", _CONFIG.r1_every,
+                     "Apply R1 on every this-many critic updates, weighted by it (lazy R1).")
+flags.DEFINE_enum("recipe", "paper", list(recipes.RECIPES),
+                  "Starting settings: paper (the defaults) or fast (good sound sooner on a "
+                  f"CPU). fast sets {recipes.describe('fast')}. Flags given explicitly win.")
 flags.DEFINE_float("clip_value", _CONFIG.clip_value,
                    "Weight clipping bound of D (wgan only).")
 flags.DEFINE_integer("griffin_lim_iters", _CONFIG.griffin_lim_iters,
@@ -175,6 +193,12 @@ def given_values(names):
     values = {name: FLAGS[name].value for name in names if FLAGS[name].present}
     if "slice_len" in values:
         values["slice_len"] = int(values["slice_len"])
+    if "spectral_heads" in values:
+        try:
+            values["spectral_heads"] = [int(n) for n in values["spectral_heads"]]
+        except ValueError:
+            raise app.UsageError(f"--spectral_heads takes whole numbers (STFT frame lengths), "
+                                 f"got {','.join(values['spectral_heads'])}") from None
     return values
 
 
@@ -195,7 +219,8 @@ def main(argv):
     print(f"train_dir: {train_dir}", flush=True)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        result = training.train(train_dir, given_values(CONFIG_FLAGS),
+        result = training.train(train_dir, recipes.with_recipe(FLAGS.recipe,
+                                                               given_values(CONFIG_FLAGS)),
                                 given_values(OPTION_FLAGS),
                                 verbose=1 if sys.stdout.isatty() else 2)
     except (OSError, ValueError, training.TrainingDiverged) as err:

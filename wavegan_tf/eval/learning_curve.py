@@ -27,12 +27,14 @@ from wavegan_tf.serving import generation
 from wavegan_tf.eval import audio_stats, classifier as classifier_lib, labelled, metrics
 from wavegan_tf.eval import scoring
 from wavegan_tf.eval.features import fit_batch
+from wavegan_tf.training import recipes
+from wavegan_tf.training.config import GANConfig
 
 BASELINE = "baseline"
 # The settings each variant part turns on; parts join with "+", e.g. "ema+augment". "specgan"
 # trains the paper's SpecGAN instead of WaveGAN (its own model defaults apply); "d<N>" and
 # "b<N>" set the model dim and the batch size, to compare sizes at an equal budget.
-VARIANT_PARTS = ("ema", "augment", "specgan")
+VARIANT_PARTS = ("ema", "augment", "specgan", "fast")
 SIZE_PARTS = {"d": "model_dim", "b": "batch_size"}
 SCORE_BATCH = 64
 
@@ -47,18 +49,49 @@ def variant_configs(names, ema_decay, augment):
         raise ValueError(f"variants must name at least one variant, each once, got "
                          f"variants={names!r}")
     settings = {"ema": {"ema_decay": ema_decay}, "augment": {"augment": list(augment)},
-                "specgan": {"model": "specgan"}}
+                "specgan": {"model": "specgan"}, "fast": {"recipe": "fast"}}
     configs = {}
     for name in names:
         parts = [] if name == BASELINE else name.split("+")
-        found = [settings.get(p) or _size_setting(p) for p in parts]
+        found = [settings.get(p) or _size_setting(p) or _field_setting(p) for p in parts]
         keys = [k for setting in found if setting for k in setting]
         if not all(found) or len(set(keys)) != len(keys):
             raise ValueError(f"variants: unknown variant {name!r}; use {BASELINE!r} or parts of "
-                             f"{list(VARIANT_PARTS)}, d<model dim>, b<batch size>, each once, "
-                             f"joined by '+' (e.g. 'ema+augment', 'specgan+d32')")
-        configs[name] = {k: v for setting in found for k, v in setting.items()}
+                             f"{list(VARIANT_PARTS)}, d<model dim>, b<batch size>, "
+                             f"<config field>=<value>, each once, joined by '+' (e.g. "
+                             f"'ema+augment', 'specgan+d32', 'fast+r1_gamma=10')")
+        configs[name] = _with_recipe({k: v for setting in found for k, v in setting.items()})
     return configs
+
+
+def _with_recipe(values):
+    """``values`` over the recipe they name (``"recipe"``), without that key."""
+    values = dict(values)
+    return recipes.with_recipe(values.pop("recipe", "paper"), values)
+
+
+def _field_setting(part):
+    """``{field: value}`` for a ``field=value`` part naming a GANConfig field, the value parsed
+    as the field's default is typed (lists: ``a,b`` split on commas); else None."""
+    name, sep, text = part.partition("=")
+    fields = {f.name for f in dataclasses.fields(GANConfig)}
+    if not sep or name not in fields:
+        return None
+    current = getattr(GANConfig(), name)
+    try:
+        if isinstance(current, bool):
+            value = {"true": True, "false": False}[text.lower()]
+        elif isinstance(current, list):
+            value = [int(v) if v.lstrip("-").isdigit() else v for v in text.split(",") if v]
+        elif isinstance(current, int):
+            value = int(text)
+        elif isinstance(current, float) or current is None:
+            value = float(text)
+        else:
+            value = text
+    except (KeyError, ValueError):
+        return None
+    return {name: value}
 
 
 def _size_setting(part):

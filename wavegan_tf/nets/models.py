@@ -16,7 +16,9 @@ import keras
 from keras import layers
 
 from wavegan_tf.nets.leaky_relu import LeakyReLU
+from wavegan_tf.nets.minibatch_std import MinibatchStdDev
 from wavegan_tf.nets.phase_shuffle import PhaseShuffle
+from wavegan_tf.nets.spectral_heads import check_frame_lengths, spectral_logit
 from wavegan_tf.cpu.polyphase_conv import PolyphaseConv1D, PolyphaseConv1DTranspose
 
 SLICE_LENS = (16384, 32768, 65536)
@@ -160,6 +162,8 @@ def build_discriminator(
     phase_shuffle_rad=2,
     use_batchnorm=False,
     num_classes=0,
+    spectral_heads=(),
+    minibatch_std=False,
 ):
     """Builds D: audio ``[None, slice_len, num_channels]`` -> one logit per example ``[None, 1]``.
 
@@ -170,8 +174,13 @@ def build_discriminator(
     Phase shuffle (``phase_shuffle_rad``; 0 turns it off) follows the first four convolutions,
     as in the paper and the original code (also for the longer slices, whose fifth and sixth
     convolutions have none). It is active only when the model is called with ``training=True``.
+
+    Off in the paper: ``spectral_heads`` (STFT frame lengths, e.g. ``(256, 1024)``) add the
+    logits of :mod:`wavegan_tf.nets.spectral_heads` to D's; ``minibatch_std`` appends the batch's
+    feature spread (:mod:`wavegan_tf.nets.minibatch_std`) before the last convolution.
     """
     strides = _strides(slice_len)
+    spectral_heads = check_frame_lengths(spectral_heads, slice_len)
     check_positive(num_channels=num_channels, model_dim=model_dim, kernel_len=kernel_len)
     if int(phase_shuffle_rad) != phase_shuffle_rad or phase_shuffle_rad < 0:
         raise ValueError(f"phase_shuffle_rad must be >= 0, got {phase_shuffle_rad!r}")
@@ -182,6 +191,8 @@ def build_discriminator(
     # (longer slices: [32768, c] -> ... -> [32, 16d] -> [16, 32d] with a last stride of 2,
     # [65536, c] -> ... -> [64, 16d] -> [16, 32d])
     for i, stride in enumerate(strides):
+        if minibatch_std and i == len(strides) - 1:
+            x = MinibatchStdDev(name="minibatch_std")(x)
         x = PolyphaseConv1D(model_dim * 2**i, kernel_len, strides=stride, padding="same",
                             name=f"downconv_{i}")(x)
         if use_batchnorm and i > 0:
@@ -192,6 +203,9 @@ def build_discriminator(
     # [16, 16d] -> [256d] -> [1]
     x = layers.Flatten(name="flatten")(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    if spectral_heads:
+        heads = [spectral_logit(audio, n, model_dim, f"spectral_{n}") for n in spectral_heads]
+        logit = layers.Add(dtype="float32", name="logit_sum")([logit] + heads)
     if not num_classes:
         return keras.Model(audio, logit, name="discriminator")
     label = _label_input()

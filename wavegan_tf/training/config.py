@@ -15,6 +15,7 @@ from wavegan_tf.training.augment import check_policies
 from wavegan_tf.training.gan import GANTrainer, check_ema_decay
 from wavegan_tf.files.json_files import read_json
 from wavegan_tf.nets.models import build_discriminator, build_generator
+from wavegan_tf.nets.spectral_heads import check_frame_lengths
 from wavegan_tf.nets.specgan_models import (SPECGAN_KERNEL_LEN, SPECGAN_SLICE_LEN,
                                        build_audio_generator, build_specgan_discriminator,
                                        build_specgan_generator)
@@ -31,7 +32,7 @@ MODEL_DEFAULTS = {"wavegan": {}, "specgan": {"kernel_len": SPECGAN_KERNEL_LEN, "
 ARCHITECTURE_FIELDS = (
     "model", "slice_len", "num_channels", "sample_rate", "model_dim", "latent_dim", "kernel_len",
     "phase_shuffle", "upsample", "post_proc_filt_len", "batchnorm", "loss", "conditional",
-    "class_names",
+    "class_names", "spectral_heads", "minibatch_std",
 )
 
 
@@ -53,6 +54,10 @@ class GANConfig:
     upsample: str = "zeros"
     post_proc_filt_len: int = 0
     batchnorm: bool = False
+    # D's additions, off in the paper: STFT frame lengths of spectral heads beside the waveform
+    # critic (wavegan_tf.nets.spectral_heads) and the minibatch standard-deviation feature.
+    spectral_heads: list = dataclasses.field(default_factory=list)
+    minibatch_std: bool = False
     # Class conditioning: labels from the data folder's class subfolders. class_names are the
     # classes in label order; None until a conditional run reads them from its data.
     conditional: bool = False
@@ -64,6 +69,12 @@ class GANConfig:
     clip_value: float = 0.01
     g_learning_rate: float = 0.0
     d_learning_rate: float = 0.0
+    # Adam's betas for both optimizers (None: the loss's own; Adam losses only)
+    adam_beta1: float = None
+    adam_beta2: float = None
+    # The R1 penalty on real clips (0: off, the paper), applied every r1_every critic updates
+    r1_gamma: float = 0.0
+    r1_every: int = 1
     # Faster learning, off in the paper: G's weight average (0 = off; see wavegan_tf.training.gan) and
     # the augmentation policies of every clip D sees (see wavegan_tf.training.augment).
     ema_decay: float = 0.0
@@ -77,7 +88,13 @@ class GANConfig:
 
     def __post_init__(self):
         losses.check_loss(self.loss)
+        losses.check_r1(self.loss, self.r1_gamma)
         check_ema_decay(self.ema_decay)
+        self._check_adam_betas()
+        if isinstance(self.r1_every, bool) or int(self.r1_every) != self.r1_every or \
+                self.r1_every < 1:
+            raise ValueError(f"r1_every must be an integer >= 1, got r1_every={self.r1_every!r}")
+        self.spectral_heads = check_frame_lengths(self.spectral_heads, self.slice_len)
         self.augment = list(check_policies(self.augment))
         for name in ("g_learning_rate", "d_learning_rate"):
             if getattr(self, name) < 0:
@@ -104,6 +121,16 @@ class GANConfig:
         if self.model == "specgan":
             self._check_specgan()
 
+    def _check_adam_betas(self):
+        """ValueError naming the first Adam beta outside [0, 1) or set for an RMSProp loss."""
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
+            if value is not None and self.loss not in losses.ADAM_LOSSES:
+                raise ValueError(f"{name} needs a loss trained with Adam {losses.ADAM_LOSSES}, "
+                                 f"got loss={self.loss!r} (RMSProp)")
+
     def _check_specgan(self):
         """ValueError naming the first setting SpecGAN does not support."""
         unsupported = [
@@ -112,6 +139,8 @@ class GANConfig:
             ("phase_shuffle", 0, "its D has no phase shuffle"),
             ("post_proc_filt_len", 0, "its G has no post-processing filter"),
             ("conditional", False, "class-conditional SpecGAN is not implemented"),
+            ("spectral_heads", [], "its D already reads spectrograms"),
+            ("minibatch_std", False, "its D has no minibatch feature"),
         ]
         for name, supported, reason in unsupported:
             if getattr(self, name) != supported:
@@ -162,7 +191,8 @@ class GANConfig:
         return build_discriminator(
             slice_len=self.slice_len, num_channels=self.num_channels, model_dim=self.model_dim,
             kernel_len=self.kernel_len, phase_shuffle_rad=self.phase_shuffle,
-            use_batchnorm=self.batchnorm, num_classes=self.num_classes)
+            use_batchnorm=self.batchnorm, num_classes=self.num_classes,
+            spectral_heads=self.spectral_heads, minibatch_std=self.minibatch_std)
 
     def build_gan(self, jit_compile=False, micro_batches=1):
         """A compiled :class:`GANTrainer` with fresh G and D and this config's optimizers; with
@@ -171,8 +201,10 @@ class GANConfig:
                       n_critic=self.n_critic, gp_weight=self.gp_weight,
                       clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed,
                       num_classes=self.num_classes, micro_batches=micro_batches,
-                      ema_decay=self.ema_decay, augment=self.augment)
-        g_opt, d_opt = losses.default_optimizers(self.loss)
+                      ema_decay=self.ema_decay, augment=self.augment,
+                      r1_gamma=self.r1_gamma, r1_every=self.r1_every)
+        g_opt, d_opt = losses.default_optimizers(self.loss,
+                                                 (self.adam_beta1, self.adam_beta2))
         if self.g_learning_rate:
             g_opt.learning_rate = self.g_learning_rate
         if self.d_learning_rate:

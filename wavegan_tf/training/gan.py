@@ -85,14 +85,19 @@ class GANTrainer(keras.Model):
             (see the module doc), e.g. 0.999.
         augment: policies of :mod:`wavegan_tf.training.augment` applied to every clip D sees (empty:
             none, the paper), e.g. ``("shift", "gain", "mask")``.
+        r1_gamma: weight gamma of the R1 penalty ``gamma / 2 * E||grad D(x)||^2`` on real clips
+            (0: off, the paper); not with "wgan-gp", which has its own penalty.
+        r1_every: apply R1 on every ``r1_every``-th critic update only, weighted by
+            ``r1_every`` (lazy regularisation, as StyleGAN2), to save its double backprop.
     """
 
     def __init__(self, generator, discriminator, loss="wgan-gp", n_critic=5, gp_weight=10.0,
                  clip_value=0.01, latent_dim=100, seed=None, num_classes=0, micro_batches=1,
-                 ema_decay=0.0, augment=(), **kwargs):
+                 ema_decay=0.0, augment=(), r1_gamma=0.0, r1_every=1, **kwargs):
         super().__init__(**kwargs)
         losses.check_loss(loss)
-        check_positive(n_critic=n_critic, micro_batches=micro_batches)
+        check_positive(n_critic=n_critic, micro_batches=micro_batches, r1_every=r1_every)
+        losses.check_r1(loss, r1_gamma)
         if gp_weight < 0:
             raise ValueError(f"gp_weight must be >= 0, got gp_weight={gp_weight!r}")
         if clip_value <= 0:
@@ -112,6 +117,8 @@ class GANTrainer(keras.Model):
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
         self.clip_value = float(clip_value)
+        self.r1_gamma = float(r1_gamma)
+        self.r1_every = int(r1_every)
         self.latent_dim = int(latent_dim)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="wavegan_seed")
@@ -119,6 +126,7 @@ class GANTrainer(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.wasserstein_tracker = keras.metrics.Mean(name="wasserstein")
         self.gp_tracker = keras.metrics.Mean(name="gp")
+        self.r1_tracker = keras.metrics.Mean(name="r1")
         # G and D are built functional models; marking the trainer built stops fit under a
         # tf.distribute strategy from tracing call() on a real batch to build it.
         self.built = True
@@ -143,6 +151,8 @@ class GANTrainer(keras.Model):
             trackers.append(self.wasserstein_tracker)
         if self.loss_name == "wgan-gp":
             trackers.append(self.gp_tracker)
+        if self.r1_gamma:
+            trackers.append(self.r1_tracker)
         return trackers
 
     @property
@@ -311,6 +321,9 @@ class GANTrainer(keras.Model):
                 lambda x, f, a, y, d: self._gradient_penalty(x, f, y, alpha=a, draws=d),
                 (real, fake, alpha, labels, self.sample_augment_draws(batch_size)), variables,
                 self.d_optimizer, models, after, weight=self.gp_weight)
+        r1 = ops.zeros(())
+        if self.r1_gamma:
+            r1, grads, after = self._r1_pass(real, labels, variables, models, after)
         wasserstein = 0.0
         for term, audio in ((losses.critic_real_term, real), (losses.critic_fake_term, fake)):
             value, pass_grads, after = self._accumulate(
@@ -319,7 +332,7 @@ class GANTrainer(keras.Model):
                 (audio, labels, self.sample_augment_draws(batch_size)), variables,
                 self.d_optimizer, models, after)
             wasserstein, grads = wasserstein - value, _add_gradients(grads, pass_grads)
-        d_loss = self.gp_weight * gp - wasserstein
+        d_loss = self.gp_weight * gp + 0.5 * self.r1_gamma * r1 - wasserstein
         self.d_optimizer.apply_gradients(zip(grads, variables))
         if self.loss_name == "wgan":
             for variable in variables:
@@ -327,7 +340,41 @@ class GANTrainer(keras.Model):
         self.d_loss_tracker.update_state(d_loss)
         self.wasserstein_tracker.update_state(wasserstein)
         self.gp_tracker.update_state(gp)
+        if self.r1_gamma:
+            self.r1_tracker.update_state(r1)
         return after
+
+    def _r1_pass(self, real, labels, variables, models, after):
+        """The R1 penalty's value and its weighted gradients (see ``r1_every``): on a critic
+        update that skips it, zeros without running D. The augmentation draws are taken either
+        way, so the random stream does not depend on the schedule."""
+        draws = self.sample_augment_draws(ops.shape(real)[0])
+        weight = 0.5 * self.r1_gamma * self.r1_every
+
+        def run():
+            value, grads, _ = self._accumulate(
+                lambda x, y, d: self._r1_penalty(x, y, d), (real, labels, draws), variables,
+                self.d_optimizer, models, after, weight=weight)
+            return value, [ops.zeros_like(v) if g is None else g
+                           for g, v in zip(grads, variables)]
+
+        if self.r1_every == 1:
+            value, grads = run()
+        else:
+            due = ops.equal(self.d_optimizer.iterations % self.r1_every, 0)
+            value, grads = tf.cond(due, run, lambda: (
+                ops.zeros(()), [ops.zeros_like(v) for v in variables]))
+        return value, grads, list(grads)
+
+    def _r1_penalty(self, real, labels=None, draws=None):
+        """R1 at the real clips (augmented first with ``draws``), each example's label held
+        fixed; the gradient is taken at D's own input, as the WGAN-GP penalty's."""
+        if draws is not None:
+            real = augmentation.apply(real, draws, self.augment)
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            logits = self._discriminate(real, labels, training=True)
+        return losses.r1_penalty(tape.gradient(logits, real))
 
     def _gradient_penalty(self, real, fake, labels=None, alpha=None, draws=None):
         """WGAN-GP term at x_hat = x + alpha (G(z) - x), alpha ~ U(0, 1) per example.
@@ -428,6 +475,7 @@ class GANTrainer(keras.Model):
             "clip_value": self.clip_value, "latent_dim": self.latent_dim, "seed": self.seed,
             "num_classes": self.num_classes, "micro_batches": self.micro_batches,
             "ema_decay": self.ema_decay, "augment": list(self.augment),
+            "r1_gamma": self.r1_gamma, "r1_every": self.r1_every,
         }
 
     @classmethod

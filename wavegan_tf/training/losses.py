@@ -1,14 +1,18 @@
-"""GAN objectives used by WaveGAN, as small pure functions of critic logits.
+"""GAN objectives, as small pure functions of critic logits, and the critic's penalties.
 
 Every loss is something to minimise. ``wgan-gp`` and ``wgan`` share the Wasserstein critic
 objective; the gradient penalty (``wgan-gp``) and weight clipping (``wgan``) are applied by the
-trainer. Default optimizers are those of the original code for each loss.
+trainer. ``hinge`` is the hinge loss of SAGAN and BigGAN, usually paired with the R1 penalty
+(:func:`r1_penalty`) and one critic update per generator step. Default optimizers are those of
+the original code for each loss (hinge: Adam 2e-4, betas 0 / 0.99, as StyleGAN2).
 """
 
 import keras
 from keras import ops
 
-LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan")
+LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan", "hinge")
+# Losses whose default optimizer is Adam (their betas can be set).
+ADAM_LOSSES = ("wgan-gp", "dcgan", "hinge")
 WASSERSTEIN_LOSSES = ("wgan-gp", "wgan")
 
 
@@ -37,6 +41,8 @@ def critic_real_term(loss, real_logits):
         return -ops.mean(real_logits)
     if loss == "dcgan":
         return _sigmoid_cross_entropy(real_logits, 1.0) / 2.0
+    if loss == "hinge":
+        return ops.mean(ops.relu(1.0 - real_logits))
     return ops.mean(ops.square(real_logits - 1.0)) / 2.0
 
 
@@ -47,13 +53,15 @@ def critic_fake_term(loss, fake_logits):
         return ops.mean(fake_logits)
     if loss == "dcgan":
         return _sigmoid_cross_entropy(fake_logits, 0.0) / 2.0
+    if loss == "hinge":
+        return ops.mean(ops.relu(1.0 + fake_logits))
     return ops.mean(ops.square(fake_logits)) / 2.0
 
 
 def generator_loss(loss, fake_logits):
     """The generator's loss for ``loss`` given D(G(z))."""
     check_loss(loss)
-    if loss in WASSERSTEIN_LOSSES:
+    if loss in WASSERSTEIN_LOSSES or loss == "hinge":
         return -ops.mean(fake_logits)
     if loss == "dcgan":
         return _sigmoid_cross_entropy(fake_logits, 1.0)
@@ -63,6 +71,15 @@ def generator_loss(loss, fake_logits):
 def _sigmoid_cross_entropy(logits, target):
     targets = ops.full_like(logits, target)
     return ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))
+
+
+def check_r1(loss, r1_gamma):
+    """ValueError naming ``r1_gamma`` unless it is >= 0, and 0 with "wgan-gp"."""
+    if r1_gamma < 0:
+        raise ValueError(f"r1_gamma must be >= 0 (0 = no R1 penalty), got r1_gamma={r1_gamma!r}")
+    if r1_gamma and loss == "wgan-gp":
+        raise ValueError(f"r1_gamma={r1_gamma!r} needs a loss without its own penalty, e.g. "
+                         "loss='hinge'; 'wgan-gp' has the gradient penalty (gp_weight)")
 
 
 def interpolate(real, fake, alpha):
@@ -81,10 +98,29 @@ def gradient_penalty(input_gradients):
     return ops.mean(ops.square(slopes - 1.0))
 
 
-def default_optimizers(loss):
-    """Fresh ``(generator_optimizer, discriminator_optimizer)`` with the original's settings."""
+def r1_penalty(input_gradients):
+    """The R1 penalty ``mean(||grad||_2^2)`` (Mescheder et al., 2018) from the critic's gradients
+    w.r.t. real clips, the squared norm taken per example over all non-batch axes; the trainer
+    weighs it by ``gamma / 2``."""
+    axes = tuple(range(1, len(input_gradients.shape)))
+    return ops.mean(ops.sum(ops.square(input_gradients), axis=axes))
+
+
+def default_optimizers(loss, adam_betas=(None, None)):
+    """Fresh ``(generator_optimizer, discriminator_optimizer)`` with the original's settings;
+    ``adam_betas`` (each None: the loss's own) replace the betas of an Adam loss."""
     check_loss(loss)
-    return _default_optimizer(loss, "generator"), _default_optimizer(loss, "discriminator")
+    if any(beta is not None for beta in adam_betas) and loss not in ADAM_LOSSES:
+        raise ValueError(f"adam_beta1 and adam_beta2 need a loss trained with Adam "
+                         f"{ADAM_LOSSES}, got loss={loss!r} (RMSProp)")
+    optimizers = []
+    for role in ("generator", "discriminator"):
+        optimizer = _default_optimizer(loss, role)
+        for name, beta in zip(("beta_1", "beta_2"), adam_betas):
+            if beta is not None:
+                setattr(optimizer, name, float(beta))
+        optimizers.append(optimizer)
+    return tuple(optimizers)
 
 
 def _default_optimizer(loss, role):
@@ -95,4 +131,6 @@ def _default_optimizer(loss, role):
         return keras.optimizers.RMSprop(5e-5, name=name)
     if loss == "dcgan":
         return keras.optimizers.Adam(2e-4, beta_1=0.5, name=name)
+    if loss == "hinge":
+        return keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.99, name=name)
     return keras.optimizers.RMSprop(1e-4, name=name)

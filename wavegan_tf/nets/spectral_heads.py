@@ -1,0 +1,65 @@
+"""Spectral heads of the waveform discriminator: D's logit gains, for each STFT resolution, the
+logit of a small critic that looks at the clip's log-magnitude spectrogram.
+
+The waveform D of the paper has to learn frequency content through 25-tap convolutions; later
+audio GANs (MelGAN, HiFi-GAN, UnivNet) judge spectrograms at several resolutions beside the
+waveform, which pushes G towards the right spectral envelope early. Each head reads
+``log(|STFT|^2 + eps)`` with frames of ``frame_length`` samples and a hop of a quarter of
+that, treats the frequency bins as channels, and runs three strided 1-D convolutions over the
+frames (2d, 4d, 8d filters, LeakyReLU 0.2), a mean over time and a dense logit.
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from wavegan_tf.nets.leaky_relu import LeakyReLU
+
+# Added to the squared magnitude before the log: about -60 dB below a full-scale sinusoid's bin.
+LOG_FLOOR = 1e-6
+HEAD_LAYERS = 3
+
+
+def check_frame_lengths(frame_lengths, slice_len):
+    """The frame lengths as a list of ints; ValueError naming ``spectral_heads`` unless each is
+    a power of two from 16 to ``slice_len / 4`` and none repeats."""
+    lengths = [int(n) for n in frame_lengths]
+    for n in lengths:
+        if n < 16 or n & (n - 1) or 4 * n > slice_len:
+            raise ValueError(f"spectral_heads: STFT frame lengths must be powers of two from 16 "
+                             f"to slice_len / 4 = {slice_len // 4}, got {n}")
+    if len(set(lengths)) != len(lengths):
+        raise ValueError(f"spectral_heads: each frame length once, got {lengths}")
+    return lengths
+
+
+@keras.saving.register_keras_serializable(package="wavegan_tf")
+class LogMagnitudeSTFT(layers.Layer):
+    """Mono audio ``[batch, time, channels]`` (channels averaged) to ``log(|STFT|^2 + floor)``
+    ``[batch, frames, frame_length // 2 + 1]`` with a Hann window and a hop of a quarter frame.
+    Differentiable twice (the R1 and WGAN-GP penalties differentiate through it)."""
+
+    def __init__(self, frame_length, **kwargs):
+        super().__init__(**kwargs)
+        self.frame_length = int(frame_length)
+
+    def call(self, audio):
+        mono = tf.reduce_mean(tf.cast(audio, "float32"), axis=-1)
+        spectrum = tf.signal.stft(mono, self.frame_length, self.frame_length // 4,
+                                  window_fn=tf.signal.hann_window, pad_end=True)
+        power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
+        return tf.cast(tf.math.log(power + LOG_FLOOR), self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "frame_length": self.frame_length}
+
+
+def spectral_logit(audio, frame_length, model_dim, name):
+    """One head's logit ``[batch, 1]`` for ``audio`` (a Keras tensor)."""
+    x = LogMagnitudeSTFT(frame_length, name=f"{name}_stft")(audio)
+    for i in range(HEAD_LAYERS):
+        x = layers.Conv1D(model_dim * 2 ** (i + 1), 5, strides=2, padding="same",
+                          name=f"{name}_conv_{i}")(x)
+        x = LeakyReLU(0.2, name=f"{name}_lrelu_{i}")(x)
+    x = layers.GlobalAveragePooling1D(name=f"{name}_pool")(x)
+    return layers.Dense(1, dtype="float32", name=f"{name}_logit")(x)
