@@ -79,10 +79,13 @@ def test_lazy_r1_runs_on_every_kth_update_weighted_by_k():
     dict(loss="hinge", n_critic=1, r1_gamma=1.0, r1_every=2, spectral_heads=[64, 256],
          minibatch_std=True, adam_beta1=0.0, ema_decay=0.9),
     dict(loss="wgan-gp", n_critic=2, spectral_heads=[128]),
+    dict(loss="hinge", n_critic=1, feature_matching=1.0, micro_batches=2),
 ])
 def test_train_steps_with_the_recipe_parts_are_finite_and_move_both_nets(extra):
+    extra = dict(extra)
+    micro_batches = extra.pop("micro_batches", 1)
     config = GANConfig(model_dim=2, batch_size=2, latent_dim=LATENT, kernel_len=5, **extra)
-    gan = config.build_gan()
+    gan = config.build_gan(micro_batches=micro_batches)
     # Kernels only: a Wasserstein critic's logit biases get no gradient (they cancel out).
     kernels = {model: [w for w in model.trainable_weights if "kernel" in w.path]
                for model in (gan.generator, gan.discriminator)}
@@ -115,6 +118,7 @@ def test_adam_betas_reach_both_optimizers_and_rmsprop_losses_refuse_them():
     (dict(r1_gamma=1.0), "'wgan-gp' has the gradient penalty"),
     (dict(loss="hinge", r1_gamma=-1.0), "r1_gamma must be >= 0"),
     (dict(loss="hinge", r1_every=0), "r1_every must be an integer >= 1"),
+    (dict(feature_matching=-0.5), "feature_matching must be >= 0"),
     (dict(spectral_heads=[100]), "powers of two from 16 to slice_len / 4 = 4096"),
     (dict(spectral_heads=[8192]), "powers of two"),
     (dict(spectral_heads=[256, 256]), "each frame length once"),
@@ -209,3 +213,23 @@ def test_train_py_recipe_fast_writes_its_settings_and_given_flags_win(tmp_path):
                               f"--data_dir={data}", f"--train_dir={train_dir}", *tiny],
                              capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert refused.returncode == 1 and "loss" in refused.stderr, refused.stderr
+
+
+def test_feature_matching_adds_the_mean_activation_gap_to_the_generator_loss():
+    keras.utils.set_random_seed(4)
+    gan = GANTrainer(build_generator(latent_dim=LATENT, model_dim=2, kernel_len=5),
+                     build_discriminator(model_dim=2, kernel_len=5, phase_shuffle_rad=0),
+                     loss="hinge", n_critic=1, latent_dim=LATENT, seed=0, feature_matching=2.0)
+    z = tf.random.stateless_uniform((3, LATENT), (5, 6), -1.0, 1.0)
+    fake = gan.generator(z)
+    plain = float(gan._generator_loss(z, None, None, None))
+    same = float(gan._generator_loss(z, None, None, fake))
+    assert same == pytest.approx(plain, abs=1e-6)
+    real = tf.random.stateless_uniform((3, 16384, 1), (7, 8), -0.5, 0.5)
+    features = gan.critic_features(real)
+    fake_features = gan.critic_features(fake)
+    gap = np.mean([np.mean(np.abs(np.mean(f.numpy(), 0) - np.mean(r.numpy(), 0)))
+                   for f, r in zip(fake_features[:-1], features[:-1])])
+    assert len(features) == 6  # five LeakyReLU activations and the logit
+    with_real = float(gan._generator_loss(z, None, None, real))
+    assert with_real == pytest.approx(plain + 2.0 * gap, rel=1e-4)

@@ -114,6 +114,9 @@ flags.DEFINE_float("r1_gamma", _CONFIG.r1_gamma,
                    "the paper; not with wgan-gp).")
 flags.DEFINE_integer("r1_every", _CONFIG.r1_every,
                      "Apply R1 on every this-many critic updates, weighted by it (lazy R1).")
+flags.DEFINE_float("feature_matching", _CONFIG.feature_matching,
+                   "Weight of a feature-matching term in G's loss: the mean absolute difference "
+                   "of D's mean activations on real and generated clips (0 = off, the paper).")
 flags.DEFINE_enum("recipe", "paper", list(recipes.RECIPES),
                   "Starting settings: paper (the defaults) or fast (good sound sooner on a "
                   f"CPU). fast sets {recipes.describe('fast')}. Flags given explicitly win.")

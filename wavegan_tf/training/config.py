@@ -75,6 +75,8 @@ class GANConfig:
     # The R1 penalty on real clips (0: off, the paper), applied every r1_every critic updates
     r1_gamma: float = 0.0
     r1_every: int = 1
+    # Weight of the feature-matching term in G's loss (0: off, the paper)
+    feature_matching: float = 0.0
     # Faster learning, off in the paper: G's weight average (0 = off; see wavegan_tf.training.gan) and
     # the augmentation policies of every clip D sees (see wavegan_tf.training.augment).
     ema_decay: float = 0.0
@@ -95,6 +97,9 @@ class GANConfig:
                 self.r1_every < 1:
             raise ValueError(f"r1_every must be an integer >= 1, got r1_every={self.r1_every!r}")
         self.spectral_heads = check_frame_lengths(self.spectral_heads, self.slice_len)
+        if self.feature_matching < 0:
+            raise ValueError(f"feature_matching must be >= 0 (0 = off), got "
+                             f"feature_matching={self.feature_matching!r}")
         self.augment = list(check_policies(self.augment))
         for name in ("g_learning_rate", "d_learning_rate"):
             if getattr(self, name) < 0:
@@ -202,7 +207,8 @@ class GANConfig:
                       clip_value=self.clip_value, latent_dim=self.latent_dim, seed=self.seed,
                       num_classes=self.num_classes, micro_batches=micro_batches,
                       ema_decay=self.ema_decay, augment=self.augment,
-                      r1_gamma=self.r1_gamma, r1_every=self.r1_every)
+                      r1_gamma=self.r1_gamma, r1_every=self.r1_every,
+                      feature_matching=self.feature_matching)
         g_opt, d_opt = losses.default_optimizers(self.loss,
                                                  (self.adam_beta1, self.adam_beta2))
         if self.g_learning_rate:

@@ -61,6 +61,7 @@ from keras import ops
 
 from wavegan_tf.training import augment as augmentation
 from wavegan_tf.training import losses
+from wavegan_tf.nets.leaky_relu import LeakyReLU
 from wavegan_tf.nets.models import check_num_classes, check_positive
 
 
@@ -89,11 +90,16 @@ class GANTrainer(keras.Model):
             (0: off, the paper); not with "wgan-gp", which has its own penalty.
         r1_every: apply R1 on every ``r1_every``-th critic update only, weighted by
             ``r1_every`` (lazy regularisation, as StyleGAN2), to save its double backprop.
+        feature_matching: weight of a feature-matching term in G's loss (0: off, the paper):
+            the mean absolute difference between the batch means of D's activations (every
+            LeakyReLU output) on the step's last real batch and on G's clips (Salimans et al.,
+            2016; MelGAN).
     """
 
     def __init__(self, generator, discriminator, loss="wgan-gp", n_critic=5, gp_weight=10.0,
                  clip_value=0.01, latent_dim=100, seed=None, num_classes=0, micro_batches=1,
-                 ema_decay=0.0, augment=(), r1_gamma=0.0, r1_every=1, **kwargs):
+                 ema_decay=0.0, augment=(), r1_gamma=0.0, r1_every=1, feature_matching=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         losses.check_loss(loss)
         check_positive(n_critic=n_critic, micro_batches=micro_batches, r1_every=r1_every)
@@ -119,6 +125,11 @@ class GANTrainer(keras.Model):
         self.clip_value = float(clip_value)
         self.r1_gamma = float(r1_gamma)
         self.r1_every = int(r1_every)
+        if feature_matching < 0:
+            raise ValueError(f"feature_matching must be >= 0 (0 = off), got "
+                             f"feature_matching={feature_matching!r}")
+        self.feature_matching = float(feature_matching)
+        self.critic_features = _feature_model(discriminator) if feature_matching else None
         self.latent_dim = int(latent_dim)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="wavegan_seed")
@@ -206,7 +217,8 @@ class GANTrainer(keras.Model):
             after = ()
             for i in range(self.n_critic):
                 after = self._critic_step(reals[i], _row(labels, i), after)
-        self._generator_step(ops.shape(reals)[1], _row(labels, self.n_critic - 1), after)
+        self._generator_step(ops.shape(reals)[1], _row(labels, self.n_critic - 1), after,
+                             real=reals[self.n_critic - 1] if self.feature_matching else None)
         results = {m.name: m.result() for m in self.metrics}
         if _fit_reduces_along_axis_0(tf.distribute.get_strategy()):
             results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
@@ -394,18 +406,35 @@ class GANTrainer(keras.Model):
             logits = self._discriminate(x_hat, labels, training=True)
         return losses.gradient_penalty(tape.gradient(logits, x_hat))
 
-    def _generator_step(self, batch_size, labels=None, after=()):
+    def _generator_step(self, batch_size, labels=None, after=(), real=None):
         z = _after(after, self.sample_z(batch_size))
         g_loss, grads, _ = self._accumulate(
-            lambda z_part, y, a: losses.generator_loss(self.loss_name, self._discriminate(
-                self._generate(z_part, y, training=True), y, True, a)),
-            (z, labels, self.sample_augment_draws(batch_size)),
+            self._generator_loss, (z, labels, self.sample_augment_draws(batch_size), real),
             self.generator.trainable_variables, self.g_optimizer,
             (self.generator, self.discriminator), after)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.g_loss_tracker.update_state(g_loss)
         if self.ema_generator is not None:
             self._update_average()
+
+    def _generator_loss(self, z, labels, draws, real):
+        """G's loss on ``z``, plus the feature-matching term against ``real`` when it is on."""
+        fake = self._generate(z, labels, training=True)
+        if real is None:
+            return losses.generator_loss(self.loss_name,
+                                         self._discriminate(fake, labels, True, draws))
+        *fake_features, logits = self._features(fake, labels, draws)
+        real_features = self._features(real, labels, draws)[:-1]
+        matching = ops.mean(ops.stack([
+            ops.mean(ops.abs(ops.mean(f, axis=0) - ops.stop_gradient(ops.mean(r, axis=0))))
+            for f, r in zip(fake_features, real_features)]))
+        return losses.generator_loss(self.loss_name, logits) + self.feature_matching * matching
+
+    def _features(self, audio, labels, draws):
+        """D's activations and, last, its logits for ``audio`` (augmented with ``draws``)."""
+        if draws is not None:
+            audio = augmentation.apply(audio, draws, self.augment)
+        return self.critic_features(audio if labels is None else [audio, labels], training=True)
 
     def average_decay(self, updates):
         """The averaging decay after ``updates`` generator updates (see the module doc)."""
@@ -476,6 +505,7 @@ class GANTrainer(keras.Model):
             "num_classes": self.num_classes, "micro_batches": self.micro_batches,
             "ema_decay": self.ema_decay, "augment": list(self.augment),
             "r1_gamma": self.r1_gamma, "r1_every": self.r1_every,
+            "feature_matching": self.feature_matching,
         }
 
     @classmethod
@@ -496,6 +526,17 @@ def _check_conditioning(generator, discriminator, num_classes):
                 f"the {role} {'takes' if takes_label else 'does not take'} a label input but "
                 f"num_classes={num_classes!r}; build G and D with the same num_classes as the "
                 "trainer")
+
+
+def _feature_model(discriminator):
+    """A model sharing D's layers that returns every LeakyReLU activation of D, then its logit
+    (what the feature-matching term compares)."""
+    outputs = [layer.output for layer in discriminator.layers
+               if isinstance(layer, LeakyReLU)]
+    if not outputs:
+        raise ValueError("feature_matching needs a discriminator with LeakyReLU activations")
+    return keras.Model(discriminator.inputs, outputs + [discriminator.output],
+                       name="critic_features")
 
 
 def _example_rank(discriminator):
