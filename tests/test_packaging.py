@@ -115,7 +115,7 @@ def test_dependencies_match_requirements_without_the_test_and_build_tools():
     declared = {entry.replace("'", '"') for entry in re.findall(r'^    "(.+)",$', _pyproject(),
                                                                   flags=re.MULTILINE)}
     tools = ("pytest", "hypothesis", "selenium", "setuptools", "wheel", "nbclient", "nbformat",
-             "ipykernel")
+             "ipykernel", "mkdocs")  # mkdocs, mkdocs-material, mkdocstrings-python: the site
     runtime = {r for r in requirements if not r.startswith(tools)}
     # requirements.txt takes TensorFlow's CPU-only wheel where one exists; the package takes
     # the wheel that also runs on GPUs, at the same versions.
