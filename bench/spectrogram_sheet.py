@@ -8,7 +8,9 @@ Rows, top to bottom: ``--n`` real clips (a seeded draw of whole-file windows), t
 each ``--models`` entry (a training directory or an export) from the z of ``--seed``. Each cell
 is the STFT (window 256, hop 128) of 16384 samples: time left to right, 0-8 kHz bottom to top,
 darker is louder, over the 80 dB below the loudest bin of the sheet. Cells are separated by
-white lines. The last line holds ``name=value`` pairs.
+white lines; each row is labelled at its left (``--labels``; by default "real" and each model's
+folder name with its training step, when its metadata holds one). The last line holds
+``name=value`` pairs.
 """
 
 import os
@@ -25,9 +27,13 @@ flags.DEFINE_list("models", [], "Training directories or exports, one row each."
 flags.DEFINE_integer("n", 6, "Clips per row.")
 flags.DEFINE_integer("seed", 0, "Seed of the z (as generate.py --seed) and of the real draw.")
 flags.DEFINE_string("out", "spectrograms.png", "Where to write the PNG.")
+flags.DEFINE_list("labels", [], "Row labels, top to bottom (the real row first when --real is "
+                  "given), e.g. 'real,paper 60 min,fast 60 min'. Default: 'real' and each "
+                  "model's folder name with its step.")
 
 DYNAMIC_RANGE_DB = 80.0
 GAP = 2
+LABEL_WIDTH = 220
 
 
 def log_spectrograms(audio):
@@ -61,24 +67,70 @@ def real_clips(folder, n, seed):
 
 
 def model_clips(path, n, seed):
-    from wavegan_tf.serving import generation
+    from wavegan_tf.nets import latent
+    from wavegan_tf.serving import loading
 
-    model = generation.load_model_for_generation(path)
-    return model.generate(generation.sample_z(n, model.latent_dim, seed))
+    model = loading.load_model_for_generation(path)
+    return model.generate(latent.sample_z(n, model.latent_dim, seed))
+
+
+def default_label(path):
+    """A model row's label: its folder name, and its training step when the export's or run's
+    metadata (model_card.json, training.json) holds one."""
+    import json
+
+    name = os.path.basename(os.path.normpath(path))
+    for filename in ("model_card.json", "training.json"):
+        try:
+            with open(os.path.join(path, filename), encoding="utf-8") as f:
+                step = json.load(f).get("step")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(step, int):
+            return f"{name}, step {step}"
+    return name
+
+
+def write_labelled(image, labels, path):
+    """Writes ``image`` (``[height, width, 1]`` uint8) as a PNG with ``labels`` left of its
+    rows, one label per equally tall row."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    height, width = image.shape[:2]
+    dpi = 100
+    figure = Figure(figsize=((width + LABEL_WIDTH) / dpi, height / dpi), dpi=dpi)
+    FigureCanvasAgg(figure)
+    axis = figure.add_axes([LABEL_WIDTH / (width + LABEL_WIDTH), 0, width /
+                            (width + LABEL_WIDTH), 1])
+    axis.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, aspect="auto",
+                interpolation="nearest")
+    axis.set_axis_off()
+    row_height = (height + GAP) / len(labels)
+    for index, label in enumerate(labels):
+        y = 1.0 - (index + 0.5) * row_height / height
+        figure.text(4 / (width + LABEL_WIDTH), y, label, va="center", ha="left", fontsize=9)
+    figure.savefig(path, dpi=dpi, facecolor="white")
 
 
 def main(argv):
     del argv
-    import tensorflow as tf
-
-    rows = []
+    rows, labels = [], []
     if FLAGS.real:
         rows.append(log_spectrograms(real_clips(FLAGS.real, FLAGS.n, FLAGS.seed)))
+        labels.append("real")
     rows += [log_spectrograms(model_clips(path, FLAGS.n, FLAGS.seed)) for path in FLAGS.models]
+    labels += [default_label(path) for path in FLAGS.models]
     if not rows:
         raise app.UsageError("give --real and/or --models")
+    if FLAGS.labels:
+        if len(FLAGS.labels) != len(rows):
+            raise app.UsageError(f"--labels names {len(FLAGS.labels)} rows, the sheet has "
+                                 f"{len(rows)} ({'real + ' if FLAGS.real else ''}"
+                                 f"{len(FLAGS.models)} models)")
+        labels = FLAGS.labels
     image = sheet(rows)
-    tf.io.write_file(FLAGS.out, tf.io.encode_png(image))
+    write_labelled(image, labels, FLAGS.out)
     print(f"out={FLAGS.out} rows={len(rows)} clips_per_row={FLAGS.n} "
           f"height={image.shape[0]} width={image.shape[1]}")
 
