@@ -91,3 +91,91 @@ def test_foreign_folder_is_left_alone(tmp_path):
 def test_bad_num_clips(tmp_path):
     with pytest.raises(ValueError, match="num_clips.*0"):
         ensure_demo_dataset(tmp_path / "d", num_clips=0)
+
+
+# Builds the demo dataset in argv[1] with argv[2] clips, then waits for argv[3] processes to
+# get there, watching that the folder it was given stays in place, and checks it again.
+RACE_SCRIPT = """
+import os, sys, time
+from wavegan_tf.audio.demo_data import ensure_demo_dataset
+path, clips, count, me = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+barrier = os.path.join(os.path.dirname(path), "barrier")
+with open(os.path.join(barrier, "start-" + me), "w"):
+    pass
+while len(os.listdir(barrier)) < count:  # start the builds together
+    time.sleep(0.005)
+ensure_demo_dataset(path, num_clips=clips)
+inode = os.stat(path).st_ino
+with open(os.path.join(barrier, "done-" + me), "w"):
+    pass
+deadline = time.time() + 120
+while len([n for n in os.listdir(barrier) if n.startswith("done-")]) < count:
+    assert os.path.isdir(path), "the data folder vanished"
+    assert time.time() < deadline
+    time.sleep(0.001)
+assert os.stat(path).st_ino == inode, "the complete folder was replaced"
+wavs = [n for _, _, names in os.walk(path) for n in names if n.endswith(".wav")]
+assert len(wavs) == clips, len(wavs)
+print("ok")
+"""
+
+
+def test_concurrent_builders_in_separate_processes_all_succeed(tmp_path):
+    """Two trainers started at once on a fresh clone both build the demo data: each must get a
+    complete folder that stays in place (none is moved away under a reader)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = tmp_path / "demo_drums"
+    (tmp_path / "barrier").mkdir()
+    count = 3
+    procs = [subprocess.Popen([sys.executable, "-c", RACE_SCRIPT, str(target), "12", str(count),
+                               str(i)], cwd=root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+             for i in range(count)]
+    outputs = [proc.communicate(timeout=180) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+        assert out.strip() == "ok"
+    assert len(wav_files(target)) == 12
+    assert sorted(os.listdir(tmp_path)) == ["barrier", "demo_drums"]  # no build or lock left
+
+
+def test_concurrent_builders_over_an_interrupted_build_keep_the_first_complete_one(tmp_path):
+    import threading
+
+    target = tmp_path / "drums"
+    (target / "kick").mkdir(parents=True)
+    (target / "kick" / "kick_0000.wav").write_bytes(b"RIFF")
+    inodes, errors = [], []
+
+    def build():
+        try:
+            ensure_demo_dataset(target, num_clips=8)
+            inodes.append(os.stat(target).st_ino)
+        except Exception as err:  # noqa: BLE001 -- reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(inodes)) == 1 and os.stat(target).st_ino == inodes[0]
+    assert len(wav_files(target)) == 8
+    assert sorted(os.listdir(tmp_path)) == ["drums"]
+
+
+def test_move_into_place_keeps_a_complete_folder_without_the_lock(tmp_path):
+    from wavegan_tf.audio import demo_data
+
+    first = ensure_demo_dataset(tmp_path / "drums", num_clips=4)
+    inode = os.stat(first).st_ino
+    build = tmp_path / ".drums.building-x"
+    (build / "kick").mkdir(parents=True)
+    demo_data._move_into_place(str(build), first, {"version": demo_data._VERSION,
+                                                   "num_clips": 4, "seed": 0, "sample_rate": 16000})
+    assert os.stat(first).st_ino == inode and build.exists()

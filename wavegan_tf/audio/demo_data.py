@@ -22,6 +22,8 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
+from wavegan_tf.files import locks
+
 KINDS = ("kick", "snare", "hat", "tom")
 MARKER = ".complete.json"
 _VERSION = 1
@@ -50,16 +52,21 @@ def ensure_demo_dataset(path, num_clips=400, seed=0, sample_rate=16000):
     _check_replaceable(path)
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
-    _remove_stale_builds(parent, name)
-    build = tempfile.mkdtemp(prefix=f".{name}.building-", dir=parent)
-    os.chmod(build, 0o755)
-    try:
-        _write_clips(build, settings)
-        with open(os.path.join(build, MARKER), "w") as f:
-            json.dump(settings, f)
-        _move_into_place(build, path, settings)
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
+    # One builder at a time: a second process waits here, then finds the first one's build.
+    with locks.exclusive_lock(os.path.join(parent, f".{name}.lock")):
+        if _is_complete(path, settings):
+            return path
+        _check_replaceable(path)
+        _remove_stale_builds(parent, name)
+        build = tempfile.mkdtemp(prefix=f".{name}.building-", dir=parent)
+        os.chmod(build, 0o755)
+        try:
+            _write_clips(build, settings)
+            with open(os.path.join(build, MARKER), "w") as f:
+                json.dump(settings, f)
+            _move_into_place(build, path, settings)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
     return path
 
 
@@ -162,14 +169,29 @@ def _remove_stale_builds(parent, name):
 
 
 def _move_into_place(build, path, settings):
-    """Rename ``build`` to ``path``, first moving an incomplete old ``path`` out of the way."""
-    if os.path.exists(path):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-",
-                               dir=os.path.dirname(path))
-        os.rename(path, os.path.join(old, "data"))
-        shutil.rmtree(old, ignore_errors=True)
-    try:
-        os.rename(build, path)
-    except OSError:
-        if not _is_complete(path, settings):
-            raise
+    """Rename ``build`` to ``path``, first moving an incomplete old ``path`` out of the way.
+
+    A complete ``path`` with the same settings is kept (another builder finished first; a
+    process may already read it), and ``build`` is left for the caller to delete. Safe without
+    the build lock too (file systems without flock): a complete folder is never moved away.
+    """
+    for _ in range(10):
+        if _is_complete(path, settings):
+            return
+        if os.path.lexists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-",
+                                   dir=os.path.dirname(path))
+            try:
+                os.rename(path, os.path.join(old, "data"))
+            except FileNotFoundError:
+                pass  # another builder moved it first
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.rename(build, path)
+            return
+        except OSError:
+            if _is_complete(path, settings):
+                return
+    raise OSError(f"cannot move the demo dataset into place at {path!r}: another process keeps "
+                  f"replacing it")
