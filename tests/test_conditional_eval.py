@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from wavegan_tf.serving import generation
+from wavegan_tf.nets import latent
+from wavegan_tf.serving import loading
 from wavegan_tf.training import checkpoints, loop as training
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.eval import classifier as classifier_lib
@@ -82,7 +83,7 @@ def test_score_of_a_conditional_generator_reports_label_accuracy(workspace, tmp_
     report = scoring.score(classifier_path, train_dir, data_dir, n=8, splits=2, ndb_bins=2,
                            nn_samples=4, batch_size=4)
     clf = classifier_lib.load_classifier(classifier_path)
-    model = generation.load_model_for_generation(train_dir)
+    model = loading.load_model_for_generation(train_dir)
     labels = scoring.cycled_labels(8, 2)
     embeddings = scoring.embed_generator(
         clf, lambda z, y: model.generate(z, labels=y), 8, 8, 0, RATE, 4, labels=labels)
@@ -137,8 +138,8 @@ def clips_following_their_label(train_dir):
     """How many of 32 clips (16 fixed z per class) have their class's tone as dominant
     frequency. A generator that ignored the label would give both classes the same clips, so
     at most 16: more than 25 needs the label to steer the pitch."""
-    model = generation.load_model_for_generation(train_dir)
-    z = generation.sample_z(16, 8, seed=1)
+    model = loading.load_model_for_generation(train_dir)
+    z = latent.sample_z(16, 8, seed=1)
     correct = 0
     for name, wanted, other in (("low", LOW, HIGH), ("high", HIGH, LOW)):
         freqs = dominant_frequencies(model.generate(z, labels=model.label_index(name))[:, :, 0])

@@ -12,7 +12,9 @@ import soundfile as sf
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from wavegan_tf.serving import export, generation
+from wavegan_tf.cli import generate_wavs
+from wavegan_tf.nets import latent
+from wavegan_tf.serving import export, loading
 from wavegan_tf.training import checkpoints, loop as training
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.training.previews import preview_path
@@ -168,9 +170,9 @@ def test_exported_signatures_take_a_label_in_a_process_without_wavegan_tf(
 @pytest.mark.parametrize("source", ["train_dir", "export"])
 def test_both_model_forms_load_with_class_names_and_the_same_audio(run, generator, source):
     path = run if source == "train_dir" else os.path.join(run, "export")
-    model = generation.load_model_for_generation(path)
+    model = loading.load_model_for_generation(path)
     assert model.class_names == CLASSES
-    z = generation.sample_z(3, 8, 0)
+    z = latent.sample_z(3, 8, 0)
     np.testing.assert_allclose(model.generate(z, labels=[1, 0, 1]),
                                generator([z, np.array([1, 0, 1], np.int32)]).numpy(), atol=1e-6)
     assert model.label_index("low") == 1 and model.label_index("0") == 0
@@ -182,22 +184,22 @@ def test_both_model_forms_load_with_class_names_and_the_same_audio(run, generato
 
 def test_per_class_writes_n_clips_into_a_folder_per_class(run, generator, tmp_path):
     out = tmp_path / "out"
-    written = generation.run_generation(os.path.join(run, "export"), str(out), per_class=2,
-                                        seed=5, concat=True)
+    written = generate_wavs.run_generation(os.path.join(run, "export"), str(out), per_class=2,
+                                           seed=5, concat=True)
     for name in CLASSES:
         assert sorted(os.listdir(out / name)) == ["wavegan_0000.wav", "wavegan_0001.wav",
                                                   "wavegan_all.wav"]
     assert len(written) == 6
-    z = generation.sample_z(2, 8, 5)
+    z = latent.sample_z(2, 8, 5)
     clip, _ = sf.read(out / "low" / "wavegan_0001.wav", dtype="float32")
     expected = generator([z, np.ones(2, np.int32)]).numpy()[1, :, 0]
     np.testing.assert_allclose(clip, expected, atol=2 / 32768)
 
 
 def test_label_by_name_or_index_writes_clips_of_that_class(run, tmp_path):
-    by_name = generation.run_generation(run, str(tmp_path / "a"), n=2, label="low", seed=3)
-    by_index = generation.run_generation(run, str(tmp_path / "b"), n=2, label=1, seed=3)
-    other = generation.run_generation(run, str(tmp_path / "c"), n=2, label="high", seed=3)
+    by_name = generate_wavs.run_generation(run, str(tmp_path / "a"), n=2, label="low", seed=3)
+    by_index = generate_wavs.run_generation(run, str(tmp_path / "b"), n=2, label=1, seed=3)
+    other = generate_wavs.run_generation(run, str(tmp_path / "c"), n=2, label="high", seed=3)
     read = [np.stack([sf.read(p, dtype="float32")[0] for p in paths])
             for paths in (by_name, by_index, other)]
     np.testing.assert_array_equal(read[0], read[1])
@@ -215,7 +217,7 @@ def test_label_by_name_or_index_writes_clips_of_that_class(run, tmp_path):
 )
 def test_bad_label_options_are_named(run, tmp_path, options, message):
     with pytest.raises(ValueError, match=message):
-        generation.run_generation(run, str(tmp_path / "out"), **options)
+        generate_wavs.run_generation(run, str(tmp_path / "out"), **options)
     assert not os.path.exists(tmp_path / "out" / "wavegan_0000.wav")
 
 
@@ -234,7 +236,7 @@ def _unconditional_train_dir(directory):
 def test_label_options_on_an_unconditional_model_are_refused(tmp_path, options, flag):
     plain = _unconditional_train_dir(tmp_path / "plain")
     with pytest.raises(ValueError, match=f"{flag} need a conditional model.*unconditional"):
-        generation.run_generation(plain, str(tmp_path / "out"), **options)
+        generate_wavs.run_generation(plain, str(tmp_path / "out"), **options)
 
 
 def test_generate_cli_per_class_and_its_errors(run, tmp_path):

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 from wavegan_tf.files import atomic_files, locks
-from wavegan_tf.serving import export, generation
+from wavegan_tf.serving import export, loading
 from wavegan_tf.training import checkpoints, loop as training
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
@@ -202,10 +202,10 @@ def test_sigkill_while_exporting_leaves_a_whole_export_and_the_next_export_recov
         if not os.path.exists(export_dir):  # killed between the two renames
             assert atomic_files.recover_interrupted_replace(export_dir)
         assert snapshot(export_dir).keys() == before.keys()
-        generation.load_model_for_generation(export_dir)
+        loading.load_model_for_generation(export_dir)
     assert export.export_generator(run_copy) == export_dir
     assert [n for n in os.listdir(run_copy) if n.startswith(".export")] == []
-    assert generation.load_model_for_generation(export_dir).step == 3
+    assert loading.load_model_for_generation(export_dir).step == 3
 
 
 def test_export_put_aside_by_an_interrupted_replacement_is_restored(run_copy):
@@ -220,7 +220,7 @@ def test_export_put_aside_by_an_interrupted_replacement_is_restored(run_copy):
     assert not os.path.exists(aside) and not os.path.exists(half)
     os.rename(export_dir, aside)
     export.export_generator(run_copy)  # the next export repairs first, then replaces
-    assert generation.load_model_for_generation(export_dir).step == 3
+    assert loading.load_model_for_generation(export_dir).step == 3
     assert [n for n in os.listdir(run_copy) if n.startswith(".export")] == []
 
 
@@ -303,7 +303,7 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(run_copy, ca
 
 def test_generation_skips_a_damaged_newest_checkpoint(run_copy):
     _truncate(_data_file(run_copy, 3))
-    assert generation.load_model_for_generation(run_copy).step == 2
+    assert loading.load_model_for_generation(run_copy).step == 2
 
 
 def test_only_damaged_checkpoints_are_an_error_naming_each_path(run_copy):
@@ -348,7 +348,7 @@ def test_damaged_export_is_an_error_naming_the_path(run_copy):
     _truncate(os.path.join(export_dir, "variables", "variables.data-00000-of-00001"))
     with pytest.raises(ValueError, match=f"export {export_dir!r} cannot be loaded: it is "
                                          "corrupt or incomplete"):
-        generation.load_model_for_generation(export_dir)
+        loading.load_model_for_generation(export_dir)
 
 
 # -- saves that fail ---------------------------------------------------------------------------
@@ -392,7 +392,7 @@ def test_save_blocked_by_a_file_in_the_way_stops_training_with_a_clear_error(
         training.train(run_copy, {}, dict(train_steps=5), verbose=0)
     assert checkpoints.usable_checkpoint(run_copy)[0].endswith("ckpt-3")
     assert not os.path.exists(blocker)
-    assert generation.load_model_for_generation(run_copy).step == 3
+    assert loading.load_model_for_generation(run_copy).step == 3
 
 
 def test_unwritable_previews_folder_stops_training_with_a_clear_error(run_copy):

@@ -11,7 +11,9 @@ import soundfile
 import tensorflow as tf
 
 from wavegan_tf.audio import wav_io
-from wavegan_tf.serving import export, generation
+from wavegan_tf.cli import generate_wavs
+from wavegan_tf.nets import latent
+from wavegan_tf.serving import export, generation, loading
 from wavegan_tf.training import checkpoints
 from wavegan_tf.training.config import GANConfig
 
@@ -89,9 +91,9 @@ def test_cli_writes_wavs_concat_and_z_from_a_train_dir(train_dir, export_dir, tm
     clips = read_wavs(out / f"wavegan_000{i}.wav" for i in range(3))
     assert clips.shape == (3, SLICE_LEN)
     np.testing.assert_array_equal(np.load(tmp_path / "z.npy"),
-                                  generation.sample_z(3, LATENT_DIM, 5))
+                                  latent.sample_z(3, LATENT_DIM, 5))
     # The same seed through the export, in this process, gives the same clips.
-    written = generation.run_generation(export_dir, str(tmp_path / "again"), n=3, seed=5)
+    written = generate_wavs.run_generation(export_dir, str(tmp_path / "again"), n=3, seed=5)
     np.testing.assert_allclose(read_wavs(written), clips, atol=PCM_STEP)
     concat = read_wavs([out / "wavegan_all.wav"])[0]
     gap = SAMPLE_RATE // 2
@@ -115,8 +117,8 @@ def test_cli_interpolates_between_two_seeds(export_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(wav_names(tmp_path / "walk")) == 3
     z = np.load(z_path)
-    np.testing.assert_array_equal(z[0], generation.sample_z(1, LATENT_DIM, 4)[0])
-    np.testing.assert_array_equal(z[2], generation.sample_z(1, LATENT_DIM, 5)[0])
+    np.testing.assert_array_equal(z[0], latent.sample_z(1, LATENT_DIM, 4)[0])
+    np.testing.assert_array_equal(z[2], latent.sample_z(1, LATENT_DIM, 5)[0])
 
 
 def test_cli_error_is_one_line_with_exit_status_1(tmp_path):
@@ -147,9 +149,9 @@ def test_cli_help_documents_exactly_the_flags_it_uses():
 # -- loading ---------------------------------------------------------------------------------
 
 def test_both_sources_load_with_the_same_facts_and_audio(train_dir, export_dir, generator):
-    z = generation.sample_z(5, LATENT_DIM, 0)
+    z = latent.sample_z(5, LATENT_DIM, 0)
     for path in (train_dir, export_dir):
-        model = generation.load_model_for_generation(path)
+        model = loading.load_model_for_generation(path)
         assert (model.sample_rate, model.latent_dim, model.slice_len, model.num_channels,
                 model.step) == (SAMPLE_RATE, LATENT_DIM, SLICE_LEN, 1, 3)
         audio = model.generate(z, batch_size=2)
@@ -158,7 +160,7 @@ def test_both_sources_load_with_the_same_facts_and_audio(train_dir, export_dir, 
 
 
 def test_generate_rejects_z_of_the_wrong_width(export_dir):
-    model = generation.load_model_for_generation(export_dir)
+    model = loading.load_model_for_generation(export_dir)
     with pytest.raises(ValueError, match=r"latent_dim=8\], got \(2, 5\)"):
         model.generate(np.zeros((2, 5), np.float32))
 
@@ -166,19 +168,19 @@ def test_generate_rejects_z_of_the_wrong_width(export_dir):
 def test_missing_model_path_is_named(tmp_path):
     missing = str(tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match=re.escape(f"model path {missing!r} does not")):
-        generation.load_model_for_generation(missing)
+        loading.load_model_for_generation(missing)
 
 
 def test_train_dir_without_checkpoint_says_to_train_first(tmp_path):
     GANConfig(model_dim=2, latent_dim=LATENT_DIM).save(str(tmp_path))
     folder = re.escape(os.path.join(str(tmp_path), "checkpoints"))
     with pytest.raises(FileNotFoundError, match=f"no checkpoint in '{folder}'.*train first"):
-        generation.load_model_for_generation(str(tmp_path))
+        loading.load_model_for_generation(str(tmp_path))
 
 
 def test_folder_that_is_neither_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="neither a training directory .* nor an exported"):
-        generation.load_model_for_generation(str(tmp_path))
+        loading.load_model_for_generation(str(tmp_path))
 
 
 class _Doubler(tf.Module):
@@ -192,7 +194,7 @@ def test_savedmodel_without_serving_default_is_rejected(tmp_path):
     tf.saved_model.save(module, str(tmp_path), signatures={"predict": module.double})
     with pytest.raises(ValueError, match=r"has no 'serving_default' signature \(it has "
                                          r"\['predict'\]\); expected serving_default\(z"):
-        generation.load_model_for_generation(str(tmp_path))
+        loading.load_model_for_generation(str(tmp_path))
 
 
 def test_savedmodel_with_another_serving_signature_is_rejected(tmp_path):
@@ -201,28 +203,28 @@ def test_savedmodel_with_another_serving_signature_is_rejected(tmp_path):
     with pytest.raises(ValueError, match=re.escape(str(tmp_path)) + r".* takes \{'x': "
                                          r"'float32 \(None, 3\)'\} and returns \['y'\]; "
                                          r"expected serving_default\(z: float32"):
-        generation.load_model_for_generation(str(tmp_path))
+        loading.load_model_for_generation(str(tmp_path))
 
 
 # -- writing clips ---------------------------------------------------------------------------
 
 def test_writes_the_promised_wavs(model_path, tmp_path):
-    written = generation.run_generation(model_path, str(tmp_path), n=2, seed=1)
+    written = generate_wavs.run_generation(model_path, str(tmp_path), n=2, seed=1)
     assert written == [str(tmp_path / "wavegan_0000.wav"), str(tmp_path / "wavegan_0001.wav")]
     assert wav_names(tmp_path) == ["wavegan_0000.wav", "wavegan_0001.wav"]
     assert read_wavs(written).shape == (2, SLICE_LEN)
 
 
 def test_default_count_is_16(export_dir, tmp_path):
-    generation.run_generation(export_dir, str(tmp_path))
+    generate_wavs.run_generation(export_dir, str(tmp_path))
     assert len(wav_names(tmp_path)) == generation.DEFAULT_NUM_CLIPS == 16
 
 
 def test_same_seed_same_audio_and_other_seed_other_audio(export_dir, tmp_path):
-    first = generation.run_generation(export_dir, str(tmp_path / "a"), n=2, seed=4)
-    again = generation.run_generation(export_dir, str(tmp_path / "b"), n=2, seed=4,
-                                      batch_size=1)
-    other = generation.run_generation(export_dir, str(tmp_path / "c"), n=2, seed=6)
+    first = generate_wavs.run_generation(export_dir, str(tmp_path / "a"), n=2, seed=4)
+    again = generate_wavs.run_generation(export_dir, str(tmp_path / "b"), n=2, seed=4,
+                                         batch_size=1)
+    other = generate_wavs.run_generation(export_dir, str(tmp_path / "c"), n=2, seed=6)
     # A different batch size may round differently in the last bit of a 16-bit sample.
     np.testing.assert_allclose(read_wavs(first), read_wavs(again), atol=PCM_STEP)
     assert not np.allclose(read_wavs(first), read_wavs(other), atol=PCM_STEP)
@@ -230,14 +232,14 @@ def test_same_seed_same_audio_and_other_seed_other_audio(export_dir, tmp_path):
 
 def test_z_out_then_z_in_reproduces_the_clips(train_dir, tmp_path):
     z_path = str(tmp_path / "z.npy")
-    first = generation.run_generation(train_dir, str(tmp_path / "a"), n=3, seed=2, z_out=z_path)
+    first = generate_wavs.run_generation(train_dir, str(tmp_path / "a"), n=3, seed=2, z_out=z_path)
     assert first[-1] == z_path
     z = np.load(z_path)
     assert z.shape == (3, LATENT_DIM) and z.dtype == np.float32
     edited = str(tmp_path / "edited.npy")
     np.save(edited, z[::-1])
-    again = generation.run_generation(train_dir, str(tmp_path / "b"), z_in=edited,
-                                      z_out=str(tmp_path / "z2.npy"))
+    again = generate_wavs.run_generation(train_dir, str(tmp_path / "b"), z_in=edited,
+                                         z_out=str(tmp_path / "z2.npy"))
     np.testing.assert_array_equal(read_wavs(again[:3]), read_wavs(first[:3])[::-1])
     np.testing.assert_array_equal(np.load(tmp_path / "z2.npy"), z[::-1])
 
@@ -251,7 +253,7 @@ def test_z_in_of_the_wrong_shape_is_rejected(export_dir, tmp_path, shape, messag
     path = str(tmp_path / "z.npy")
     np.save(path, np.zeros(shape, np.float32))
     with pytest.raises(ValueError, match=re.escape(repr(path)) + ".*" + message):
-        generation.run_generation(export_dir, str(tmp_path / "out"), z_in=path)
+        generate_wavs.run_generation(export_dir, str(tmp_path / "out"), z_in=path)
     assert not os.path.exists(tmp_path / "out")
 
 
@@ -259,41 +261,41 @@ def test_z_in_with_non_finite_values_is_rejected(export_dir, tmp_path):
     path = str(tmp_path / "z.npy")
     np.save(path, np.full((2, LATENT_DIM), np.nan, np.float32))
     with pytest.raises(ValueError, match=re.escape(f"z file {path!r} must hold finite numbers")):
-        generation.run_generation(export_dir, str(tmp_path / "out"), z_in=path)
+        generate_wavs.run_generation(export_dir, str(tmp_path / "out"), z_in=path)
 
 
 def test_missing_z_in_is_named(export_dir, tmp_path):
     path = str(tmp_path / "none.npy")
     with pytest.raises(FileNotFoundError, match=re.escape(f"z file {path!r} does not exist")):
-        generation.run_generation(export_dir, str(tmp_path / "out"), z_in=path)
+        generate_wavs.run_generation(export_dir, str(tmp_path / "out"), z_in=path)
 
 
 def test_interpolation_runs_from_one_seeds_z_to_the_next(export_dir, tmp_path):
     z_path = str(tmp_path / "z.npy")
-    walk = generation.run_generation(export_dir, str(tmp_path / "walk"), interpolate=5, seed=3,
-                                     z_out=z_path)
+    walk = generate_wavs.run_generation(export_dir, str(tmp_path / "walk"), interpolate=5, seed=3,
+                                        z_out=z_path)
     assert len(walk) == 6
     z = np.load(z_path)
-    np.testing.assert_array_equal(z[0], generation.sample_z(1, LATENT_DIM, 3)[0])
-    np.testing.assert_array_equal(z[-1], generation.sample_z(1, LATENT_DIM, 4)[0])
+    np.testing.assert_array_equal(z[0], latent.sample_z(1, LATENT_DIM, 3)[0])
+    np.testing.assert_array_equal(z[-1], latent.sample_z(1, LATENT_DIM, 4)[0])
     np.testing.assert_allclose(z[2], (z[0] + z[-1]) / 2, atol=1e-6)
-    seeded = generation.run_generation(export_dir, str(tmp_path / "seeded"), n=1, seed=4)
+    seeded = generate_wavs.run_generation(export_dir, str(tmp_path / "seeded"), n=1, seed=4)
     np.testing.assert_array_equal(read_wavs(walk[-2:-1]), read_wavs(seeded))
 
 
 def test_first_clips_do_not_depend_on_the_count():
-    np.testing.assert_array_equal(generation.sample_z(2, LATENT_DIM, 9),
-                                  generation.sample_z(5, LATENT_DIM, 9)[:2])
+    np.testing.assert_array_equal(latent.sample_z(2, LATENT_DIM, 9),
+                                  latent.sample_z(5, LATENT_DIM, 9)[:2])
 
 
 def test_existing_files_are_kept_unless_overwrite(export_dir, tmp_path):
-    generation.run_generation(export_dir, str(tmp_path), n=2, seed=0)
+    generate_wavs.run_generation(export_dir, str(tmp_path), n=2, seed=0)
     (tmp_path / "wavegan_0001.wav").write_bytes(b"keep me")
     with pytest.raises(FileExistsError, match=re.escape(
             f"{str(tmp_path / 'wavegan_0000.wav')!r} already exists; pass --overwrite")):
-        generation.run_generation(export_dir, str(tmp_path), n=2, seed=1)
+        generate_wavs.run_generation(export_dir, str(tmp_path), n=2, seed=1)
     assert (tmp_path / "wavegan_0001.wav").read_bytes() == b"keep me"
-    generation.run_generation(export_dir, str(tmp_path), n=2, seed=1, overwrite=True)
+    generate_wavs.run_generation(export_dir, str(tmp_path), n=2, seed=1, overwrite=True)
     assert read_wavs([tmp_path / "wavegan_0001.wav"]).shape == (1, SLICE_LEN)
 
 
@@ -301,7 +303,7 @@ def test_existing_z_out_is_kept_unless_overwrite(export_dir, tmp_path):
     z_path = tmp_path / "z.npy"
     z_path.write_bytes(b"keep me")
     with pytest.raises(FileExistsError, match=re.escape(f"{str(z_path)!r} already exists")):
-        generation.run_generation(export_dir, str(tmp_path / "out"), n=1, z_out=str(z_path))
+        generate_wavs.run_generation(export_dir, str(tmp_path / "out"), n=1, z_out=str(z_path))
     assert z_path.read_bytes() == b"keep me"
     assert wav_names(tmp_path / "out") == []
 
@@ -311,7 +313,7 @@ def test_unwritable_out_dir_is_named(export_dir, tmp_path):
     blocker.write_text("")
     out_dir = str(blocker / "out")
     with pytest.raises(OSError, match=re.escape(f"cannot write to output directory {out_dir!r}")):
-        generation.run_generation(export_dir, out_dir, n=1)
+        generate_wavs.run_generation(export_dir, out_dir, n=1)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -326,8 +328,8 @@ def test_unwritable_out_dir_is_named(export_dir, tmp_path):
 ])
 def test_contradictory_or_out_of_range_options_are_rejected(tmp_path, options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        generation.run_generation(str(tmp_path / "never_loaded"), str(tmp_path / "out"),
-                                  **options)
+        generate_wavs.run_generation(str(tmp_path / "never_loaded"), str(tmp_path / "out"),
+                                     **options)
     assert not os.path.exists(tmp_path / "out")
 
 
@@ -366,11 +368,11 @@ def test_plot_draws_the_first_clips_beside_real_ones(train_dir, tmp_path):
 
     data_dir = ensure_demo_dataset(str(tmp_path / "drums"), num_clips=4)
     sheet = str(tmp_path / "sheet.png")
-    written = generation.run_generation(train_dir, str(tmp_path / "out"), n=3, seed=1,
-                                        plot=sheet, plot_data_dir=data_dir)
+    written = generate_wavs.run_generation(train_dir, str(tmp_path / "out"), n=3, seed=1,
+                                           plot=sheet, plot_data_dir=data_dir)
     assert written[-1] == sheet and len(written) == 4
     alone = str(tmp_path / "alone.png")
-    generation.run_generation(train_dir, str(tmp_path / "out2"), n=3, seed=1, plot=alone)
+    generate_wavs.run_generation(train_dir, str(tmp_path / "out2"), n=3, seed=1, plot=alone)
     with Image.open(sheet) as image, Image.open(alone) as single:
         pixels = np.asarray(image.convert("L"))
         # Two more panels per row with the real clips; three rows either way.
@@ -382,14 +384,14 @@ def test_plot_draws_the_first_clips_beside_real_ones(train_dir, tmp_path):
 def test_plot_errors_before_anything_is_written(train_dir, tmp_path):
     out = str(tmp_path / "out")
     with pytest.raises(ValueError, match="--plot must name a .png file, got 'sheet.jpg'"):
-        generation.run_generation(train_dir, out, plot="sheet.jpg")
+        generate_wavs.run_generation(train_dir, out, plot="sheet.jpg")
     with pytest.raises(ValueError, match="--plot_data_dir is used only with --plot"):
-        generation.run_generation(train_dir, out, plot_data_dir=str(tmp_path))
+        generate_wavs.run_generation(train_dir, out, plot_data_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="--plot_data_dir .*nowhere.* is not a folder"):
-        generation.run_generation(train_dir, out, plot=str(tmp_path / "a.png"),
-                                  plot_data_dir=str(tmp_path / "nowhere"))
+        generate_wavs.run_generation(train_dir, out, plot=str(tmp_path / "a.png"),
+                                     plot_data_dir=str(tmp_path / "nowhere"))
     existing = tmp_path / "old.png"
     existing.write_bytes(b"keep")
     with pytest.raises(FileExistsError, match="old.png"):
-        generation.run_generation(train_dir, out, plot=str(existing))
+        generate_wavs.run_generation(train_dir, out, plot=str(existing))
     assert existing.read_bytes() == b"keep" and not os.path.exists(out + "/wavegan_0000.wav")

@@ -137,7 +137,8 @@ def test_the_gpu_extra_adds_the_cuda_libraries_and_the_base_install_does_not():
 
 def test_the_top_level_names_are_the_public_api():
     from wavegan_tf.audio import data
-    from wavegan_tf.serving import export, generation
+    from wavegan_tf.nets import latent
+    from wavegan_tf.serving import export
     from wavegan_tf.training import checkpoints, loop as training
 
     namespace = {}
@@ -147,6 +148,6 @@ def test_the_top_level_names_are_the_public_api():
     assert wavegan_tf.train is training.train
     assert wavegan_tf.load_generator is checkpoints.load_generator
     assert wavegan_tf.export_generator is export.export_generator
-    assert wavegan_tf.sample_z is generation.sample_z
+    assert wavegan_tf.sample_z is latent.sample_z
     assert all(callable(getattr(wavegan_tf, name)) or name == "LOSSES"
                for name in wavegan_tf.__all__)

@@ -12,7 +12,9 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from wavegan_tf.serving import export, generation
+from wavegan_tf.cli import generate_wavs
+from wavegan_tf.nets import latent
+from wavegan_tf.serving import export, loading
 from wavegan_tf.training import loop as training
 from wavegan_tf.training.checkpoints import load_generator, moments_path
 from wavegan_tf.training.config import GANConfig
@@ -98,11 +100,11 @@ def test_export_serves_z_to_audio_like_wavegan_with_moments_inside(first_run):
 
 def test_generation_and_scoring_load_the_export_and_the_train_dir_unchanged(first_run, tmp_path):
     for source in (os.path.join(first_run, "export"), first_run):
-        model = generation.load_model_for_generation(source)
-        audio = model.generate(generation.sample_z(2, 8, seed=0))
+        model = loading.load_model_for_generation(source)
+        audio = model.generate(latent.sample_z(2, 8, seed=0))
         assert audio.shape == (2, 16384, 1), source
-    paths = generation.run_generation(os.path.join(first_run, "export"), str(tmp_path / "out"),
-                                      n=2, seed=3)
+    paths = generate_wavs.run_generation(os.path.join(first_run, "export"), str(tmp_path / "out"),
+                                         n=2, seed=3)
     assert [soundfile.info(p).frames for p in paths] == [16384, 16384]
 
 

@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from wavegan_tf.serving import export, generation, tflite_export
+from wavegan_tf.cli import generate_wavs
+from wavegan_tf.nets import latent
+from wavegan_tf.serving import export, loading, tflite_export
 
 from support import make_loud_train_dir, run_generate_main
 
@@ -38,7 +40,7 @@ def export_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def z():
-    return generation.sample_z(4, LATENT_DIM, 0)
+    return latent.sample_z(4, LATENT_DIM, 0)
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +92,10 @@ def test_metadata_beside_the_flatbuffer(flatbuffers, export_dir):
 
 def test_generate_from_the_flatbuffer_writes_the_exports_clips(flatbuffers, export_dir,
                                                                tmp_path):
-    from_tflite = generation.run_generation(flatbuffers["float32"], str(tmp_path / "a"), n=3,
-                                            seed=5)
-    from_export = generation.run_generation(export_dir, str(tmp_path / "b"), n=3, seed=5)
-    model = generation.load_model_for_generation(flatbuffers["float32"])
+    from_tflite = generate_wavs.run_generation(flatbuffers["float32"], str(tmp_path / "a"), n=3,
+                                               seed=5)
+    from_export = generate_wavs.run_generation(export_dir, str(tmp_path / "b"), n=3, seed=5)
+    model = loading.load_model_for_generation(flatbuffers["float32"])
     assert (model.sample_rate, model.latent_dim, model.step) == (8000, LATENT_DIM, 7)
     for a, b in zip(from_tflite, from_export):
         with open(a, "rb") as fa, open(b, "rb") as fb:
@@ -106,9 +108,9 @@ def test_conditional_flatbuffer_takes_a_label(tmp_path):
     export_dir = export.export_generator(
         make_loud_train_dir(tmp_path / "run", class_names=CLASSES))
     path = tflite_export.export_tflite(export_dir, str(tmp_path / "cond.tflite"))
-    model = generation.load_model_for_generation(path)
+    model = loading.load_model_for_generation(path)
     assert model.class_names == CLASSES
-    z = generation.sample_z(3, LATENT_DIM, 1)
+    z = latent.sample_z(3, LATENT_DIM, 1)
     labels = np.array([0, 2, 1], np.int32)
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     expected = serve(z=tf.constant(z), label=tf.constant(labels))["audio"].numpy()
@@ -155,7 +157,7 @@ def test_flatbuffer_without_its_facts_is_named(flatbuffers, tmp_path):
         lone.write_bytes(f.read())
     with pytest.raises(FileNotFoundError, match=re.escape(f"{str(lone) + '.json'!r} is "
                                                           "missing")):
-        generation.load_model_for_generation(str(lone))
+        loading.load_model_for_generation(str(lone))
 
 
 def test_cli_writes_a_flatbuffer_that_generate_reads(export_dir, tmp_path, capsys):

@@ -16,7 +16,7 @@ from wavegan_tf.training import checkpoints, loop as training
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.eval.during_training import BEST_FILENAME, EVAL_LOG_FILENAME
-from wavegan_tf.serving.generation import load_model_for_generation
+from wavegan_tf.serving.loading import load_model_for_generation
 
 from support import MIRRORED_SCRIPT, free_ports, tiny_classifier
 

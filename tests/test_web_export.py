@@ -27,7 +27,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from wavegan_tf.serving import export, generation, web_export
+from wavegan_tf.nets import latent
+from wavegan_tf.serving import export, web_export
 
 from support import make_loud_train_dir, run_generate_main
 
@@ -149,7 +150,7 @@ def test_page_audio_for_a_fixed_z_equals_the_savedmodel(page, export_dir):
 
 def test_pads_play_the_clips_of_generate_py_seed(page, export_dir):
     browser, _ = page
-    z = generation.sample_z(web_export.NUM_PADS, LATENT_DIM, SEED)
+    z = latent.sample_z(web_export.NUM_PADS, LATENT_DIM, SEED)
     expected = saved_model_audio(export_dir, z)[..., 0]
     for index in (0, 7):
         np.testing.assert_allclose(call(browser, "window.wavegan.padZ(args[0])", index),
@@ -374,6 +375,6 @@ def test_cli_writes_the_site_from_the_seed(export_dir, tmp_path, capsys):
     with open(os.path.join(site, web_export.MANIFEST_FILENAME), encoding="utf-8") as f:
         pads = json.load(f)["pads"]
     np.testing.assert_allclose([pad["z"] for pad in pads["pads"]],
-                               generation.sample_z(8, LATENT_DIM, 4), atol=1e-7)
+                               latent.sample_z(8, LATENT_DIM, 4), atol=1e-7)
     assert run_generate_main("--model", export_dir, "--web", site, "--n", "3") == 1
     assert "error: --n shape WAV output and are not used with --web" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from wavegan_tf.audio.data import audio_dataset
 from wavegan_tf.files.atomic_files import atomic_output_file
 
 # The STFT and mel bands of the evaluation classifier's front end (wavegan_tf.eval.features).
@@ -83,6 +84,18 @@ def plot_sheet(path, generated, sample_rate, real=None, title=None):
     with atomic_output_file(str(path), suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=SHEET_DPI)
     return path
+
+
+def plot_sheet_beside_data(path, generated, sample_rate, data_dir=None, seed=0, title=None):
+    """:func:`plot_sheet` of ``generated`` beside as many real clips cut at random (seeded by
+    ``seed``) from the folder of audio ``data_dir``, when it is given."""
+    clips = np.asarray(generated)[:MAX_SHEET_CLIPS]
+    real = None
+    if data_dir is not None:
+        real = next(iter(audio_dataset(
+            data_dir, slice_len=clips.shape[1], sample_rate=sample_rate,
+            num_channels=clips.shape[2], batch_size=len(clips), seed=seed))).numpy()
+    return plot_sheet(path, clips, sample_rate, real=real, title=title)
 
 
 def _draw_waveform(axes, clip, sample_rate):

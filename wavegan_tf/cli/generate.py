@@ -31,9 +31,10 @@ import sys
 
 from absl import app, flags
 
-from wavegan_tf.audio import plots
-from wavegan_tf.serving import generation, tflite_export, web_export
+from wavegan_tf.audio import plots, wav_io
 from wavegan_tf.cli import run_program
+from wavegan_tf.cli.generate_wavs import WAV_ONLY_FLAGS, check_no_wav_options, run_generation
+from wavegan_tf.serving import generation, loading, tflite_export, web_export
 
 FLAGS = flags.FLAGS
 
@@ -51,7 +52,7 @@ flags.DEFINE_integer(
     "Seed of z ~ U(-1, 1) (numpy default_rng). The same seed gives the same clips from a "
     "training directory and from its export; clip i does not depend on --n.")
 flags.DEFINE_integer(
-    "batch_size", generation.DEFAULT_BATCH_SIZE, "Clips per forward pass of the generator.")
+    "batch_size", loading.DEFAULT_BATCH_SIZE, "Clips per forward pass of the generator.")
 flags.DEFINE_string(
     "z_in", None,
     "A .npy of z vectors [n, latent_dim] to generate from (one clip per row), e.g. a --z_out "
@@ -64,7 +65,7 @@ flags.DEFINE_integer(
 flags.DEFINE_boolean(
     "concat", False,
     f"Also write {generation.CONCAT_FILENAME}: all clips in order, each followed by "
-    f"{generation.CONCAT_GAP_SECONDS} s of silence.")
+    f"{wav_io.CONCAT_GAP_SECONDS} s of silence.")
 flags.DEFINE_boolean(
     "overwrite", False, "Replace existing output files instead of refusing to write.")
 flags.DEFINE_string(
@@ -109,7 +110,7 @@ def _given(names):
 
 def write_web(site_dir):
     """--web: checks no WAV flag was given, writes the site, prints how to open it."""
-    generation.check_no_wav_options("--web", _given(generation.WAV_ONLY_FLAGS))
+    check_no_wav_options("--web", _given(WAV_ONLY_FLAGS))
     web_export.export_web(FLAGS.model, site_dir, seed=FLAGS.seed, overwrite=FLAGS.overwrite)
     print(f"wrote the drum machine page to {site_dir}; open it through a web server: "
           f"python -m http.server -d {site_dir}")
@@ -117,7 +118,7 @@ def write_web(site_dir):
 
 def write_tflite(path):
     """--tflite: checks no WAV flag was given, writes the flatbuffer and its facts."""
-    generation.check_no_wav_options("--tflite", _given(generation.WAV_ONLY_FLAGS + ("seed",)))
+    check_no_wav_options("--tflite", _given(WAV_ONLY_FLAGS + ("seed",)))
     tflite_export.export_tflite(FLAGS.model, path, weights=FLAGS.tflite_weights,
                                 overwrite=FLAGS.overwrite)
     print(f"wrote {path} ({FLAGS.tflite_weights} weights) and "
@@ -138,7 +139,7 @@ def main(argv):
         if FLAGS.tflite is not None:
             write_tflite(FLAGS.tflite)
             return 0
-        written = generation.run_generation(
+        written = run_generation(
             FLAGS.model, FLAGS.out_dir, n=FLAGS.n, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
             z_in=FLAGS.z_in, z_out=FLAGS.z_out, interpolate=FLAGS.interpolate,
             concat=FLAGS.concat, overwrite=FLAGS.overwrite, label=FLAGS.label,

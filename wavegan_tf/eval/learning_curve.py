@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import soxr
 
-from wavegan_tf.serving import generation
+from wavegan_tf.nets.latent import sample_z
 from wavegan_tf.eval import audio_stats, classifier as classifier_lib, labelled, metrics
 from wavegan_tf.eval import scoring
 from wavegan_tf.eval.features import fit_batch
@@ -170,8 +170,7 @@ class CurveScorer:
 
     def generate(self, generator):
         """The ``n`` clips of ``generator`` from the fixed z, clipped to [-1, 1]."""
-        z = generation.sample_z(self.n, int(self.latent_input(generator)[-1]),
-                                self.seed)
+        z = sample_z(self.n, int(self.latent_input(generator)[-1]), self.seed)
         parts = []
         for start in range(0, self.n, SCORE_BATCH):
             rows = slice(start, start + SCORE_BATCH)

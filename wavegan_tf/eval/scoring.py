@@ -24,7 +24,8 @@ import soxr
 from absl import logging
 
 from wavegan_tf.audio import audio_files
-from wavegan_tf.serving import generation
+from wavegan_tf.nets.latent import sample_z
+from wavegan_tf.serving import loading
 from wavegan_tf.files.atomic_files import atomic_output_file
 from wavegan_tf.training.config import CONFIG_FILENAME
 from wavegan_tf.eval import labelled, metrics
@@ -96,7 +97,7 @@ def class_histogram(embeddings, class_names):
 def is_model_path(path):
     """True for a training directory or an exported SavedModel, False for a folder of audio."""
     return any(os.path.isfile(os.path.join(path, name))
-               for name in (CONFIG_FILENAME, generation.SAVED_MODEL_FILENAME))
+               for name in (CONFIG_FILENAME, loading.SAVED_MODEL_FILENAME))
 
 
 def embed_files(classifier, paths, batch_size=DEFAULT_BATCH_SIZE):
@@ -126,11 +127,11 @@ def embed_generator(classifier, generate, latent_dim, n, seed=0, sample_rate=Non
                     batch_size=DEFAULT_BATCH_SIZE, labels=None):
     """Embeds ``n`` clips of ``generate(z) -> audio [b, time(, channels)]`` for seeded z.
 
-    z is :func:`wavegan_tf.serving.generation.sample_z` of ``seed``, so the same seed scores the same
+    z is :func:`wavegan_tf.nets.latent.sample_z` of ``seed``, so the same seed scores the same
     clips. Audio at another ``sample_rate`` than the classifier's is resampled first. With
     ``labels`` (``[n]`` class indices) clips come from ``generate(z, labels)``.
     """
-    z = generation.sample_z(n, latent_dim, seed)
+    z = sample_z(n, latent_dim, seed)
     parts = []
     for start in range(0, n, batch_size):
         chunk = slice(start, start + batch_size)
@@ -262,7 +263,7 @@ def _embed_generated(classifier, generated, n, seed, batch_size):
     """``(embeddings, labelling)``: ``labelling`` is ``(labels, class_names)`` of the clips of a
     conditional generator, else None."""
     if is_model_path(generated):
-        model = generation.load_model_for_generation(generated)
+        model = loading.load_model_for_generation(generated)
         logging.info("Generating and embedding %d clips from %s", n, generated)
         if not model.conditional:
             return embed_generator(classifier, model.generate, model.latent_dim, n, seed,

@@ -16,8 +16,8 @@ static web server can serve; nothing is fetched from the internet when the page 
 G is written layer by layer from its Keras model, so the page computes what the SavedModel
 does: the runtime knows the layer types a WaveGAN generator is built from (:data:`LAYER_SETTINGS`);
 any other layer is refused with an error naming it. The pads start from
-``generation.sample_z(8, latent_dim, seed)``: pad i plays clip i of ``generate.py --seed SEED``
-(for a conditional model, with label i mod the number of classes).
+``wavegan_tf.nets.latent.sample_z(8, latent_dim, seed)``: pad i plays clip i of
+``generate.py --seed SEED`` (for a conditional model, with label i mod the number of classes).
 
 The folder is written under a temporary name beside its target and renamed into place, so a
 failed export leaves no half-written site and keeps a previous one.
@@ -29,10 +29,11 @@ import shutil
 
 import numpy as np
 
-from wavegan_tf.version import __version__
 from wavegan_tf.files.atomic_files import atomic_output_dir
+from wavegan_tf.files.directories import ensure_writable_dir
+from wavegan_tf.nets.latent import sample_z
 from wavegan_tf.serving.export import load_keras_generator
-from wavegan_tf.serving.generation import ensure_writable_dir, sample_z
+from wavegan_tf.version import __version__
 
 MANIFEST_FILENAME = "manifest.json"
 WEIGHTS_FILENAME = "weights.bin"

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from wavegan_tf.audio import plots, wav_io
-from wavegan_tf.serving import generation
+from wavegan_tf.nets import latent
 from wavegan_tf.training.callbacks import TrainingDiverged
 
 NUM_PREVIEW_CLIPS = 8
@@ -50,14 +50,14 @@ def preview_path(train_dir, step):
 def load_or_create_preview_z(train_dir, latent_dim, seed, num_clips=NUM_PREVIEW_CLIPS):
     """The run's preview z ``[num_clips, latent_dim]``: read from ``preview_z.npy`` if present.
 
-    A new file is drawn with :func:`wavegan_tf.serving.generation.sample_z` from ``seed`` and written
+    A new file is drawn with :func:`wavegan_tf.nets.latent.sample_z` from ``seed`` and written
     atomically. An existing file with the wrong width is an error rather than being replaced.
     """
     path = preview_z_path(train_dir)
     if os.path.exists(path):
-        return generation.check_z(generation.load_z(path), latent_dim, source=path)
-    z = generation.sample_z(num_clips, latent_dim, seed)
-    generation.save_z(path, z)
+        return latent.check_z(latent.load_z(path), latent_dim, source=path)
+    z = latent.sample_z(num_clips, latent_dim, seed)
+    latent.save_z(path, z)
     return z
 
 
@@ -102,7 +102,7 @@ class Previewer:
         audio = np.clip(audio, -1.0, 1.0)
         path = preview_path(self.train_dir, step)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        wav_io.write_wav(path, generation.concatenate_clips(audio, self.sample_rate),
+        wav_io.write_wav(path, wav_io.concatenate_clips(audio, self.sample_rate),
                          self.sample_rate)
         with self.writer.as_default():
             if self.class_names is None:
