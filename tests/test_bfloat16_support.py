@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from wavegan_tf.cpu import bfloat16_support
-from wavegan_tf.training import loop as training
+from wavegan_tf import runs
 from wavegan_tf.cpu.bfloat16_support import bfloat16_support as support_of
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.serving.export import export_generator
@@ -64,9 +64,62 @@ def test_onednn_isa_limit_reads_the_first_variable_set():
                                               "DNNL_MAX_CPU_ISA": "AVX2"}) is None
 
 
-def test_accelerators_are_native_whatever_the_cpu():
-    support = support_of(cpuinfo_text=AVX2_CPUINFO, accelerators=["/device:GPU:0"])
-    assert support == (True, "runs on /device:GPU:0")
+def _gpu(capability, name="/physical_device:GPU:0", device_name="NVIDIA Test GPU"):
+    return {"name": name, "kind": "GPU", "device_name": device_name,
+            "compute_capability": capability}
+
+
+@pytest.mark.parametrize("capability,native", [((8, 0), True), ((9, 0), True), ((8, 6), True),
+                                               ((12, 0), True), ((7, 5), False),
+                                               ((7, 0), False), ((6, 1), False)])
+def test_gpus_are_native_from_compute_capability_8_0_whatever_the_cpu(capability, native):
+    support = support_of(cpuinfo_text=AVX512_BF16_CPUINFO, accelerators=[_gpu(capability)])
+    assert support.native is native
+    version = f"{capability[0]}.{capability[1]}"
+    assert f"/physical_device:GPU:0 (NVIDIA Test GPU), compute capability {version}" in \
+        support.reason
+    assert ("bfloat16 is emulated" in support.reason) is not native
+
+
+def test_tpus_are_native_and_unknown_gpus_are_unknown():
+    assert support_of(cpuinfo_text=AVX2_CPUINFO, accelerators=["/device:TPU:0"]) == (
+        True, "runs on /device:TPU:0")
+    for device in ("/device:GPU:0", {"name": "/physical_device:GPU:0", "kind": "GPU"}):
+        support = support_of(cpuinfo_text=AVX2_CPUINFO, accelerators=[device])
+        assert support.native is None and "compute capability is unknown" in support.reason
+
+
+def test_the_least_capable_of_several_gpus_counts():
+    mixed = [_gpu((9, 0)), _gpu((7, 0), name="/physical_device:GPU:1")]
+    support = support_of(cpuinfo_text=AVX512_BF16_CPUINFO, accelerators=mixed)
+    assert support.native is False and "GPU:1" in support.reason
+    assert support_of(accelerators=[_gpu((8, 0)), _gpu((9, 0))]).native is True
+
+
+class _FakeDevice:
+    def __init__(self, name, device_type):
+        self.name, self.device_type = name, device_type
+
+
+@pytest.mark.parametrize("capability,warns", [((7, 0), True), ((8, 0), False)])
+def test_a_faked_gpu_of_the_machine_warns_only_below_8_0(monkeypatch, caplog, capability,
+                                                         warns):
+    import tensorflow as tf
+
+    gpu = _FakeDevice("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(tf.config, "get_visible_devices",
+                        lambda kind=None: [gpu] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda device: {"device_name": "Tesla V100-SXM2-16GB",
+                                        "compute_capability": capability})
+    caplog.set_level(logging.WARNING)
+    support = bfloat16_support.bfloat16_support(cpuinfo_text=AVX512_BF16_CPUINFO)
+    assert support.native is not warns and "Tesla V100-SXM2-16GB" in support.reason
+    assert bfloat16_support.warn_if_emulated("mixed_bfloat16 training") is warns
+    assert ("mixed_bfloat16 training on this machine" in caplog.text) is warns
+    if warns:
+        assert "compute capability 7.0" in caplog.text and "8.0 or newer" in caplog.text
 
 
 def test_unreadable_cpuinfo_is_unknown(monkeypatch, tmp_path):
@@ -100,9 +153,9 @@ def test_bfloat16_run_and_export_warn_at_their_start_on_an_emulating_cpu(tmp_pat
     data_dir = ensure_demo_dataset(str(tmp_path / "drums"), num_clips=4)
     train_dir = str(tmp_path / "run")
     config = dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
-    training.train(train_dir, config, dict(data_dir=data_dir, train_steps=1, save_every_secs=0,
-                                           preview_every_steps=0, export=False,
-                                           mixed_precision="mixed_bfloat16"), verbose=0)
+    runs.train(train_dir, config, dict(data_dir=data_dir, train_steps=1, save_every_secs=0,
+                                       preview_every_steps=0, export=False,
+                                       mixed_precision="mixed_bfloat16"), verbose=0)
     assert "mixed_bfloat16 training on this machine" in emulated_cpu.text
     emulated_cpu.clear()
     export_generator(train_dir, str(tmp_path / "float32"))

@@ -1,10 +1,12 @@
 """Whether bfloat16 compute is native on this machine, and a warning where it is emulated.
 
 ``mixed_bfloat16`` training and the bfloat16 export pay off only where the hardware computes in
-bfloat16: GPUs, TPUs, and CPUs with the AVX512_BF16 or AMX instructions (about 1.7-2x faster
-than float32 there). Other CPUs emulate it by converting to float32 around every product, which
+bfloat16: NVIDIA GPUs of compute capability 8.0 or newer (Ampere on), TPUs, and CPUs with the
+AVX512_BF16 or AMX instructions (about 1.7-2x faster than float32 there). Older GPUs have no
+bfloat16 units, and other CPUs emulate it by converting to float32 around every product, which
 ran 8x slower than float32 on a 2-core AVX2 machine. Linux lists the CPU's instruction sets as
-the ``flags`` line of ``/proc/cpuinfo``; elsewhere the answer is unknown and nothing is warned.
+the ``flags`` line of ``/proc/cpuinfo``; elsewhere the answer is unknown and nothing is warned,
+as for a GPU whose compute capability TensorFlow does not report (not an NVIDIA one).
 """
 
 import collections
@@ -48,9 +50,52 @@ def onednn_isa_limit(environ=None):
     return None
 
 
+# The first NVIDIA compute capability with bfloat16 tensor cores (Ampere).
+NATIVE_GPU_CAPABILITY = (8, 0)
+
+
 def _accelerators():
-    return [device.name for kind in ("GPU", "TPU")
-            for device in tf.config.list_logical_devices(kind)]
+    """The GPUs and TPUs TensorFlow uses, each as a description: ``name``, ``kind`` and, for
+    GPUs, what ``tf.config.experimental.get_device_details`` tells (``device_name``,
+    ``compute_capability``)."""
+    found = []
+    for device in tf.config.get_visible_devices("GPU"):
+        try:
+            details = tf.config.experimental.get_device_details(device)
+        except (ValueError, RuntimeError, tf.errors.OpError):
+            details = {}
+        found.append({"name": device.name, "kind": "GPU", **details})
+    found += [{"name": device.name, "kind": "TPU"}
+              for device in tf.config.list_logical_devices("TPU")]
+    return found
+
+
+def _describe_accelerator(device):
+    """A description dict of ``device`` (a dict as :func:`_accelerators` gives, or a name)."""
+    if isinstance(device, str):
+        device = {"name": device}
+    device = dict(device)
+    device.setdefault("kind", "TPU" if "TPU" in device["name"].upper() else "GPU")
+    return device
+
+
+def accelerator_support(device):
+    """Whether one GPU or TPU computes bfloat16 natively, as a :data:`BFloat16Support`."""
+    device = _describe_accelerator(device)
+    if device["kind"] == "TPU":
+        return BFloat16Support(True, f"runs on {device['name']}")
+    label = device["name"] + (f" ({device['device_name']})" if device.get("device_name")
+                              else "")
+    capability = device.get("compute_capability")
+    try:
+        capability = tuple(int(part) for part in capability)
+    except (TypeError, ValueError):
+        return BFloat16Support(None, f"runs on {label}, whose compute capability is unknown")
+    version = ".".join(str(part) for part in capability)
+    if capability >= NATIVE_GPU_CAPABILITY:
+        return BFloat16Support(True, f"runs on {label}, compute capability {version}")
+    return BFloat16Support(False, f"runs on {label}, compute capability {version}, which has no "
+                                  f"bfloat16 units (8.0 or newer has them): bfloat16 is emulated")
 
 
 def bfloat16_support(cpuinfo_text=None, accelerators=None):
@@ -58,12 +103,19 @@ def bfloat16_support(cpuinfo_text=None, accelerators=None):
 
     Args:
         cpuinfo_text: the text of /proc/cpuinfo (read from :data:`CPUINFO_PATH` when None).
-        accelerators: names of the GPU/TPU devices TensorFlow sees (asked when None).
+        accelerators: the GPU/TPU devices TensorFlow uses (asked when None), each a dict with
+            ``name``, ``kind`` (``"GPU"`` or ``"TPU"``) and for GPUs ``compute_capability``
+            (``(major, minor)``) and ``device_name``, or a bare name (capability unknown).
+            With several, the least capable one counts: replicas step together.
     """
     if accelerators is None:
         accelerators = _accelerators()
     if accelerators:
-        return BFloat16Support(True, f"runs on {accelerators[0]}")
+        supports = [accelerator_support(device) for device in accelerators]
+        for verdict in (False, None, True):
+            for support in supports:
+                if support.native is verdict:
+                    return support
     if cpuinfo_text is None:
         try:
             with open(CPUINFO_PATH, encoding="utf-8", errors="replace") as f:
@@ -91,6 +143,7 @@ def warn_if_emulated(what, support=None):
     if support.native is not False:
         return False
     logging.warning("%s on this machine: %s, so it runs several times slower than float32 (8x "
-                    "measured on an AVX2 CPU). Use float32 here; bfloat16 pays off on GPUs, TPUs "
-                    "and CPUs with AVX512_BF16 or AMX.", what, support.reason)
+                    "measured on an AVX2 CPU). Use float32 here; bfloat16 pays off on GPUs of "
+                    "compute capability 8.0 or newer, TPUs and CPUs with AVX512_BF16 or AMX.",
+                    what, support.reason)
     return True
