@@ -54,7 +54,7 @@ def main(argv):
     import numpy as np
 
     from wavegan_tf.audio.demo_data import ensure_demo_dataset
-    from wavegan_tf.training.loop import DEMO_DATA_DIR
+    from wavegan_tf.training.settings import DEMO_DATA_DIR
 
     if FLAGS.steps < PARTS or FLAGS.steps % PARTS:
         raise app.UsageError(f"--steps must be a positive multiple of {PARTS}")

@@ -161,6 +161,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from flops import matmul_peak_gflops
 
+    from wavegan_tf import runs
     from wavegan_tf.training.config import GANConfig
     from wavegan_tf.eval import learning_curve
 
@@ -203,7 +204,7 @@ def main(argv):
     curves = report["curves"]
     for name, config in configs.items():
         curves[name] = []
-        learning_curve.train_curve(
+        runs.train_curve(
             config, train_dir, budget, FLAGS.eval_every, scorer,
             report=lambda p, name=name: record(json_path, report, name, p),
             export_dir=os.path.join(FLAGS.out_dir, "generators", name))

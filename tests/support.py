@@ -86,7 +86,7 @@ def run_generate_main(*args):
         flags.FLAGS.unparse_flags()
 
 
-# Runs training.train(TRAIN_DIR, CONFIG_JSON, OPTIONS_JSON) under a MirroredStrategy over two
+# Runs runs.train(TRAIN_DIR, CONFIG_JSON, OPTIONS_JSON) under a MirroredStrategy over two
 # logical CPU devices (argv 1-3) and prints "RESULT" and a JSON summary.
 MIRRORED_SCRIPT = textwrap.dedent("""
     import json, sys
@@ -94,10 +94,10 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from wavegan_tf.training import loop as training
+    from wavegan_tf import runs
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    result = training.train(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]),
-                            verbose=0, strategy=strategy)
+    result = runs.train(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]),
+                        verbose=0, strategy=strategy)
     print("RESULT", json.dumps({"replicas": strategy.num_replicas_in_sync,
                                 "step": result.step, "export": result.export_dir}))
 """)

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from wavegan_tf.nets import latent
 from wavegan_tf.serving import loading
-from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf import runs
+from wavegan_tf.training import checkpoints
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.eval import scoring
@@ -160,8 +161,8 @@ def test_a_short_conditional_run_generates_the_pitch_it_is_asked_for(tmp_path):
                   conditional=True)
     counts = []
     for steps in (550, 700, 850):
-        training.train(train_dir, config if not counts else {},
-                       dict(data_dir=data_dir, train_steps=steps, save_every_steps=0,
+        runs.train(train_dir, config if not counts else {},
+                   dict(data_dir=data_dir, train_steps=steps, save_every_steps=0,
                             save_every_secs=0, preview_every_steps=0, export=False), verbose=0)
         counts.append(clips_following_their_label(train_dir))
         if counts[-1] >= 0.8 * 32:

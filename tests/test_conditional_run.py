@@ -15,7 +15,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from wavegan_tf.cli import generate_wavs
 from wavegan_tf.nets import latent
 from wavegan_tf.serving import export, loading
-from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf import runs
+from wavegan_tf.training import checkpoints, loop, settings
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.training.previews import preview_path
 
@@ -49,7 +50,7 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data_dir):
     train_dir = str(tmp_path_factory.mktemp("runs") / "run")
-    result = training.train(
+    result = runs.train(
         train_dir, dict(TINY, conditional=True),
         dict(data_dir=data_dir, train_steps=2, save_every_steps=0, save_every_secs=0,
              preview_every_steps=0), verbose=0)
@@ -80,7 +81,7 @@ def test_previews_render_the_same_z_for_every_class(run, generator):
         expected = generator([np.asarray(z), np.full(per_class, index, np.int32)]).numpy()
         start = index * per_class * (SLICE + GAP)
         np.testing.assert_allclose(audio[start:start + SLICE], expected[0, :, 0], atol=2 / 32768)
-    acc = event_accumulator.EventAccumulator(os.path.join(run, training.LOGS_SUBDIR),
+    acc = event_accumulator.EventAccumulator(os.path.join(run, loop.LOGS_SUBDIR),
                                              size_guidance={"tensors": 0})
     acc.Reload()
     tags = acc.Tags()["tensors"]
@@ -93,14 +94,14 @@ def test_resume_on_a_folder_without_the_saved_classes_is_refused(run, tmp_path):
     subprocess.run(["cp", "-r", run, copy], check=True)
     other = tone_folder(tmp_path / "other", {"low": 300.0, "mid": 1000.0}, clips=2)
     with pytest.raises(FileNotFoundError, match=r"no class subfolder \['high'\]"):
-        training.train(copy, {}, dict(data_dir=other, train_steps=3), verbose=0)
+        runs.train(copy, {}, dict(data_dir=other, train_steps=3), verbose=0)
 
 
 def test_conditional_flag_is_fixed_on_resume(run, tmp_path):
     copy = str(tmp_path / "run")
     subprocess.run(["cp", "-r", run, copy], check=True)
     with pytest.raises(ValueError, match="conditional: saved True, given False"):
-        training.resolve_run(copy, {"conditional": False})
+        settings.resolve_run(copy, {"conditional": False})
 
 
 def test_export_holds_the_class_names(run):

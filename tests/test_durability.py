@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from wavegan_tf.files import atomic_files, locks
 from wavegan_tf.serving import export, loading
-from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf import runs
+from wavegan_tf.training import checkpoints
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.training.previews import preview_z_path
@@ -45,9 +46,9 @@ def data_dir(tmp_path_factory):
 def three_steps(tmp_path_factory, data_dir):
     """A run trained for 3 steps with a checkpoint after each, not exported."""
     train_dir = str(tmp_path_factory.mktemp("runs") / "run")
-    training.train(train_dir, TINY, dict(data_dir=data_dir, train_steps=3, save_every_steps=1,
-                                         save_every_secs=0, preview_every_steps=0,
-                                         export=False), verbose=0)
+    runs.train(train_dir, TINY, dict(data_dir=data_dir, train_steps=3, save_every_steps=1,
+                                     save_every_secs=0, preview_every_steps=0,
+                                     export=False), verbose=0)
     return train_dir
 
 
@@ -260,7 +261,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over_by_train(run_copy, caplog):
     _write_lock(pathlib.Path(run_copy), pid=pid, host=socket.gethostname(),
                 started="2026-01-01T00:00:00+00:00")
     with caplog.at_level(logging.WARNING):
-        result = training.train(run_copy, {}, dict(train_steps=4), verbose=0)
+        result = runs.train(run_copy, {}, dict(train_steps=4), verbose=0)
     assert result.step == 4
     assert any("Taking over the lock" in r.getMessage() and f"process {pid}" in r.getMessage()
                for r in caplog.records)
@@ -290,7 +291,7 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(run_copy, ca
     _truncate(_data_file(run_copy, 3))
     corrupt = os.path.join(checkpoints.checkpoint_dir(run_copy), "ckpt-3")
     with caplog.at_level(logging.WARNING):
-        result = training.train(run_copy, {}, dict(train_steps=4), verbose=0)
+        result = runs.train(run_copy, {}, dict(train_steps=4), verbose=0)
     assert (result.start_step, result.step) == (2, 4)
     warnings = " ".join(r.getMessage() for r in caplog.records)
     assert f"checkpoint {corrupt!r} is corrupt or incomplete" in warnings
@@ -310,7 +311,7 @@ def test_only_damaged_checkpoints_are_an_error_naming_each_path(run_copy):
     for step in (1, 2, 3):
         _truncate(_data_file(run_copy, step))
     prefixes = [os.path.join(checkpoints.checkpoint_dir(run_copy), f"ckpt-{s}") for s in (3, 2, 1)]
-    for action in (lambda: training.train(run_copy, {}, dict(train_steps=4), verbose=0),
+    for action in (lambda: runs.train(run_copy, {}, dict(train_steps=4), verbose=0),
                    lambda: export.export_generator(run_copy)):
         with pytest.raises(checkpoints.CorruptCheckpointError) as err:
             action()
@@ -337,7 +338,7 @@ def test_lost_state_file_and_save_leftovers_do_not_restart_the_run(run_copy):
     assert checkpoints.latest_checkpoint(run_copy).endswith("ckpt-3")
     assert not os.path.exists(orphan)
     assert not os.path.exists(os.path.join(directory, "ckpt-4_temp"))
-    result = training.train(run_copy, {}, dict(train_steps=4, keep_checkpoints=2), verbose=0)
+    result = runs.train(run_copy, {}, dict(train_steps=4, keep_checkpoints=2), verbose=0)
     assert result.start_step == 3
     names = sorted(os.path.basename(p) for p in checkpoints.list_checkpoints(run_copy))
     assert names == ["ckpt-3", "ckpt-4"]  # the rewritten state lets the manager prune
@@ -364,7 +365,7 @@ def test_simulated_disk_full_on_save_stops_training_keeping_the_last_checkpoint(
 
     monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
     with pytest.raises(checkpoints.CheckpointSaveError) as err:
-        training.train(run_copy, {}, dict(train_steps=10), verbose=0)
+        runs.train(run_copy, {}, dict(train_steps=10), verbose=0)
     message = str(err.value)
     assert "cannot save the checkpoint of step 5" in message
     assert "No space left on device" in message and "step 4" in message
@@ -389,7 +390,7 @@ def test_save_blocked_by_a_file_in_the_way_stops_training_with_a_clear_error(
     monkeypatch.setattr(checkpoints, "prepare_resume", prepare_then_block)
     with pytest.raises(checkpoints.CheckpointSaveError, match="step 4 in .*Training stopped; "
                        "the newest complete checkpoint is step 3"):
-        training.train(run_copy, {}, dict(train_steps=5), verbose=0)
+        runs.train(run_copy, {}, dict(train_steps=5), verbose=0)
     assert checkpoints.usable_checkpoint(run_copy)[0].endswith("ckpt-3")
     assert not os.path.exists(blocker)
     assert loading.load_model_for_generation(run_copy).step == 3
@@ -401,4 +402,4 @@ def test_unwritable_previews_folder_stops_training_with_a_clear_error(run_copy):
         f.write("a file where the previews folder belongs")
     with pytest.raises(checkpoints.CheckpointSaveError, match="cannot write the preview of "
                        "step 4 in .*the newest checkpoint is step 3"):
-        training.train(run_copy, {}, dict(train_steps=5, preview_every_steps=1), verbose=0)
+        runs.train(run_copy, {}, dict(train_steps=5, preview_every_steps=1), verbose=0)

@@ -14,7 +14,8 @@ import soundfile as sf
 import tensorflow as tf
 
 from wavegan_tf import GANTrainer, build_discriminator, build_generator
-from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf import runs
+from wavegan_tf.training import checkpoints
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.eval import classifier as classifier_lib
@@ -97,7 +98,7 @@ def averaged_run(tmp_path_factory, data_dir):
     classifier_lib.save_classifier(classifier_lib.build_classifier(3, filters=4), clf_path,
                                    ["a", "b", "c"])
     train_dir = str(tmp_path_factory.mktemp("runs") / "run")
-    training.train(train_dir, dict(TINY, ema_decay=DECAY), dict(
+    runs.train(train_dir, dict(TINY, ema_decay=DECAY), dict(
         data_dir=data_dir, train_steps=3, save_every_steps=0, save_every_secs=0,
         preview_every_steps=3, eval_every_steps=3, eval_classifier=clf_path, eval_n=4),
         verbose=0)
@@ -136,9 +137,9 @@ def test_previews_evaluation_and_exports_are_of_the_average(averaged_run):
 def _continue(run, tmp_path, config_values, steps=4):
     train_dir = str(tmp_path / "run")
     shutil.copytree(run, train_dir)
-    training.train(train_dir, config_values, {"train_steps": steps, "export": False,
-                                              "eval_every_steps": 0, "preview_every_steps": 0},
-                   verbose=0)
+    runs.train(train_dir, config_values, {"train_steps": steps, "export": False,
+                                          "eval_every_steps": 0, "preview_every_steps": 0},
+               verbose=0)
     return train_dir
 
 
@@ -173,8 +174,8 @@ def test_averaging_turned_off_on_resume_drops_the_average(averaged_run, tmp_path
 
 def test_averaging_turned_on_on_resume_starts_from_the_restored_generator(data_dir, tmp_path):
     plain = str(tmp_path / "plain")
-    training.train(plain, TINY, dict(data_dir=data_dir, train_steps=2, save_every_secs=0,
-                                     preview_every_steps=0, export=False), verbose=0)
+    runs.train(plain, TINY, dict(data_dir=data_dir, train_steps=2, save_every_secs=0,
+                                 preview_every_steps=0, export=False), verbose=0)
     train_dir = _continue(plain, tmp_path, {"ema_decay": DECAY}, steps=3)
     g2, none = _ckpt_generators(train_dir, 2)
     g3, avg3 = _ckpt_generators(train_dir, 3)

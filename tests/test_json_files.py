@@ -7,7 +7,7 @@ import pytest
 
 from wavegan_tf.training.config import CONFIG_FILENAME, GANConfig
 from wavegan_tf.files.json_files import read_json
-from wavegan_tf.training.loop import OPTIONS_FILENAME, TrainingOptions
+from wavegan_tf.training.settings import OPTIONS_FILENAME, TrainingOptions
 
 
 def test_read_json_returns_the_contents(tmp_path):

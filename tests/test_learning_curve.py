@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from wavegan_tf import runs
 from wavegan_tf.serving import export as export_lib
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.eval import classifier as classifier_lib
@@ -94,8 +95,8 @@ def test_unlabelled_curve_has_statistics_and_stops_at_the_minutes(tmp_path):
     assert scorer.real_scores()["silent_frame_share"] == pytest.approx(63 / 64)
     config = GANConfig(model_dim=2, batch_size=2, n_critic=1, latent_dim=8, kernel_len=5)
     seen = []
-    points = learning_curve.train_curve(config, folder, learning_curve.Budget(minutes=1e-6), 2,
-                                        scorer, report=seen.append)
+    points = runs.train_curve(config, folder, learning_curve.Budget(minutes=1e-6), 2, scorer,
+                              report=seen.append)
     assert [p["step"] for p in points] == [0, 1]  # the first step outlasts the budget
     assert seen == points
     assert points[0]["minutes"] == 0 and points[1]["minutes"] > 1e-6
@@ -118,8 +119,8 @@ def test_specgan_curve_scores_the_audio_of_griffin_lim(tmp_path):
     config = GANConfig.for_model("specgan", model_dim=2, batch_size=2, n_critic=1,
                                      latent_dim=8, griffin_lim_iters=1, ema_decay=0.5)
     export = tmp_path / "generators" / "specgan"
-    points = learning_curve.train_curve(config, folder, learning_curve.Budget(steps=2), 1, spy,
-                                        export_dir=str(export))
+    points = runs.train_curve(config, folder, learning_curve.Budget(steps=2), 1, spy,
+                              export_dir=str(export))
     assert [p["step"] for p in points] == [0, 1, 2]
     assert export_lib.read_metadata(str(export))["step"] == 2
     assert scored == [((None, 16384, 1), (None, 128, 128, 1))] * 3

@@ -89,7 +89,7 @@ def test_editable_install_keeps_the_demo_data_in_the_checkout(tmp_path):
     venv, source = _venv_with_package(tmp_path, editable=True)
     result = subprocess.run(
         [venv / "bin" / "python", "-c",
-         "from wavegan_tf.training import loop; print(loop.DEMO_DATA_DIR)"],
+         "from wavegan_tf.training import settings; print(settings.DEMO_DATA_DIR)"],
         capture_output=True, text=True, cwd=tmp_path, env=ENV, timeout=120)
     assert result.stdout.strip() == str(source / "data" / "demo_drums"), result.stderr
 
@@ -136,16 +136,17 @@ def test_the_gpu_extra_adds_the_cuda_libraries_and_the_base_install_does_not():
 
 
 def test_the_top_level_names_are_the_public_api():
+    from wavegan_tf import runs
     from wavegan_tf.audio import data
     from wavegan_tf.nets import latent
     from wavegan_tf.serving import export
-    from wavegan_tf.training import checkpoints, loop as training
+    from wavegan_tf.training import checkpoints
 
     namespace = {}
     exec("from wavegan_tf import *", namespace)
     assert sorted(set(namespace) - {"__builtins__"}) == sorted(wavegan_tf.__all__)
     assert wavegan_tf.audio_dataset is data.audio_dataset
-    assert wavegan_tf.train is training.train
+    assert wavegan_tf.train is runs.train
     assert wavegan_tf.load_generator is checkpoints.load_generator
     assert wavegan_tf.export_generator is export.export_generator
     assert wavegan_tf.sample_z is latent.sample_z

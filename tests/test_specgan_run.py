@@ -15,7 +15,8 @@ import tensorflow as tf
 from wavegan_tf.cli import generate_wavs
 from wavegan_tf.nets import latent
 from wavegan_tf.serving import export, loading
-from wavegan_tf.training import loop as training
+from wavegan_tf import runs
+from wavegan_tf.training import settings
 from wavegan_tf.training.checkpoints import load_generator, moments_path
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
@@ -46,9 +47,9 @@ def eval_classifier(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, data_dir, eval_classifier):
     train_dir = str(tmp_path_factory.mktemp("specgan") / "run")
-    training.train(train_dir, TINY, _options(data_dir, eval_every_steps=2,
-                                             eval_classifier=eval_classifier, eval_n=4),
-                   verbose=0)
+    runs.train(train_dir, TINY, _options(data_dir, eval_every_steps=2,
+                                         eval_classifier=eval_classifier, eval_n=4),
+               verbose=0)
     return train_dir
 
 
@@ -123,20 +124,20 @@ def test_eval_every_steps_scores_griffin_lim_audio_and_exports_the_best(first_ru
 
 def test_resume_continues_with_the_saved_moments(run_copy, data_dir):
     before = open(moments_path(run_copy), "rb").read()
-    result = training.train(run_copy, {}, dict(train_steps=3, export=False), verbose=0)
+    result = runs.train(run_copy, {}, dict(train_steps=3, export=False), verbose=0)
     assert (result.start_step, result.step) == (2, 3)
     assert open(moments_path(run_copy), "rb").read() == before
 
 
 def test_resume_with_the_other_model_names_the_flag(run_copy):
     with pytest.raises(ValueError, match="model: saved 'specgan', given 'wavegan'"):
-        training.train(run_copy, dict(model="wavegan"), dict(train_steps=3), verbose=0)
+        runs.train(run_copy, dict(model="wavegan"), dict(train_steps=3), verbose=0)
 
 
 def test_resume_without_the_moments_file_is_refused(run_copy):
     os.remove(moments_path(run_copy))
     with pytest.raises(FileNotFoundError, match=MOMENTS_FILENAME):
-        training.train(run_copy, {}, dict(train_steps=3), verbose=0)
+        runs.train(run_copy, {}, dict(train_steps=3), verbose=0)
     assert not os.path.exists(moments_path(run_copy))
 
 
@@ -146,7 +147,7 @@ def test_a_moments_file_that_does_not_match_is_named(run_copy):
     values["mean"] = values["mean"][:100]
     json.dump(values, open(path, "w", encoding="utf-8"))
     with pytest.raises(ValueError, match=f"{MOMENTS_FILENAME}.*does not match"):
-        training.train(run_copy, {}, dict(train_steps=3), verbose=0)
+        runs.train(run_copy, {}, dict(train_steps=3), verbose=0)
     with pytest.raises(ValueError, match=MOMENTS_FILENAME):
         load_generator(run_copy)
 
@@ -174,7 +175,7 @@ def test_mirrored_over_two_devices_trains_on_spectrograms(tmp_path, data_dir):
 ])
 def test_settings_specgan_does_not_support_are_named(tmp_path, values, message):
     with pytest.raises(ValueError, match=message):
-        training.resolve_run(str(tmp_path), dict(TINY, **values))
+        settings.resolve_run(str(tmp_path), dict(TINY, **values))
 
 
 def test_train_py_refuses_an_unsupported_slice_length(tmp_path, data_dir):

@@ -13,7 +13,8 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from wavegan_tf.training import loop as training
+from wavegan_tf import runs
+from wavegan_tf.training import settings
 from wavegan_tf.training.checkpoints import latest_checkpoint, load_generator
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
@@ -57,7 +58,7 @@ def test_help_documents_every_flag():
 def test_every_flag_sets_a_config_or_option_field_with_its_default():
     flags = _defined_flags()
     config = GANConfig().to_dict()
-    options = dataclasses.asdict(training.TrainingOptions())
+    options = dataclasses.asdict(settings.TrainingOptions())
     assert set(flags) == {"train_dir", "recipe"} | set(config) | set(options)
     for name, value in {**config, **options}.items():
         if value is not None:
@@ -80,7 +81,7 @@ def test_flags_reach_the_run_then_resume_uses_the_saved_settings(tmp_path, data_
     assert f"train_dir: {train_dir}" in proc.stdout
     assert GANConfig.load(train_dir) == GANConfig(**given)
     assert json.load(open(os.path.join(train_dir, "training.json"))) == dataclasses.asdict(
-        training.TrainingOptions(data_dir=data_dir, train_steps=1, save_every_steps=0,
+        settings.TrainingOptions(data_dir=data_dir, train_steps=1, save_every_steps=0,
                                  save_every_secs=0.0, preview_every_steps=0,
                                  keep_checkpoints=1, export=False))
     config, generator, step = load_generator(train_dir)
@@ -147,14 +148,14 @@ def test_a_run_that_fails_before_its_data_loads_does_not_pin_its_settings(tmp_pa
     _train(*TINY, "--model_dim=3", f"--data_dir={data_dir}", f"--train_dir={train_dir}",
            "--train_steps=1", "--preview_every_steps=0", "--noexport", check=0)
     assert GANConfig.load(str(train_dir)).model_dim == 3
-    assert training.TrainingOptions.load(str(train_dir)).data_dir == data_dir
+    assert settings.TrainingOptions.load(str(train_dir)).data_dir == data_dir
 
 
 def test_nan_loss_exits_1_keeping_the_last_good_checkpoint(tmp_path, data_dir):
     train_dir = str(tmp_path / "run")
-    training.train(train_dir, dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8,
-                                   kernel_len=5),
-                   dict(data_dir=data_dir, train_steps=2, export=False), verbose=0)
+    runs.train(train_dir, dict(model_dim=2, batch_size=2, n_critic=1, latent_dim=8,
+                               kernel_len=5),
+               dict(data_dir=data_dir, train_steps=2, export=False), verbose=0)
     proc = _train(f"--train_dir={train_dir}", "--train_steps=10", "--d_learning_rate=1e30",
                   "--save_every_steps=1", check=1)
     assert "error: training diverged" in proc.stderr and "Traceback" not in proc.stderr

@@ -12,7 +12,8 @@ import soundfile as sf
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from wavegan_tf.training import callbacks, checkpoints, loop as training
+from wavegan_tf import runs
+from wavegan_tf.training import callbacks, checkpoints, loop, saver, settings
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.training.previews import NUM_PREVIEW_CLIPS, preview_path, preview_z_path
@@ -36,7 +37,7 @@ def _options(data_dir, **values):
 def first_run(tmp_path_factory, data_dir):
     """A run trained for 3 steps (checkpoints at 2 and 3), before anything resumes it."""
     train_dir = str(tmp_path_factory.mktemp("runs") / "run")
-    result = training.train(train_dir, TINY, _options(data_dir), verbose=0)
+    result = runs.train(train_dir, TINY, _options(data_dir), verbose=0)
     snapshot = str(tmp_path_factory.mktemp("snapshot") / "run")
     shutil.copytree(train_dir, snapshot)
     return snapshot, result
@@ -72,7 +73,7 @@ def _weights(train_dir, step):
 
 
 def _events(train_dir):
-    acc = event_accumulator.EventAccumulator(os.path.join(train_dir, training.LOGS_SUBDIR),
+    acc = event_accumulator.EventAccumulator(os.path.join(train_dir, loop.LOGS_SUBDIR),
                                              size_guidance={"tensors": 0})
     acc.Reload()
     return acc
@@ -82,7 +83,7 @@ def test_a_run_leaves_config_checkpoints_previews_logs_and_export(first_run, dat
     train_dir, result = first_run
     assert (result.start_step, result.step, result.interrupted_by) == (0, 3, None)
     assert GANConfig.load(train_dir) == GANConfig(**TINY)
-    assert training.TrainingOptions.load(train_dir) == training.TrainingOptions(
+    assert settings.TrainingOptions.load(train_dir) == settings.TrainingOptions(
         **_options(os.path.abspath(data_dir)))
     assert os.path.basename(checkpoints.latest_checkpoint(train_dir)) == "ckpt-3"
     assert int(_ckpt_value(train_dir, 3, "step/")) == 3
@@ -127,7 +128,7 @@ def test_tensorboard_has_a_spectrogram_image_of_every_preview_clip(first_run):
 
 def test_resume_continues_the_step_count_rng_and_optimizer_state(run_copy, data_dir):
     z_before = np.load(preview_z_path(run_copy))
-    result = training.train(run_copy, {}, dict(train_steps=5), verbose=0)
+    result = runs.train(run_copy, {}, dict(train_steps=5), verbose=0)
     assert (result.start_step, result.step) == (3, 5)
     assert os.path.basename(result.checkpoint) == "ckpt-5"
     np.testing.assert_array_equal(np.load(preview_z_path(run_copy)), z_before)
@@ -142,7 +143,7 @@ def test_resume_continues_the_step_count_rng_and_optimizer_state(run_copy, data_
 
 def test_resume_at_train_steps_trains_nothing(run_copy):
     before = _weights(run_copy, 3)
-    result = training.train(run_copy, {}, dict(export=False), verbose=0)
+    result = runs.train(run_copy, {}, dict(export=False), verbose=0)
     assert (result.start_step, result.step) == (3, 3)
     after = _weights(run_copy, 3)
     assert all(np.array_equal(before[k], after[k]) for k in before)
@@ -150,7 +151,7 @@ def test_resume_at_train_steps_trains_nothing(run_copy):
 
 def test_resume_with_a_different_architecture_or_seed_names_field_and_values(run_copy):
     with pytest.raises(ValueError) as err:
-        training.resolve_run(run_copy, dict(model_dim=4, seed=7, batch_size=2))
+        settings.resolve_run(run_copy, dict(model_dim=4, seed=7, batch_size=2))
     message = str(err.value)
     assert "model_dim: saved 2, given 4" in message
     assert "seed: saved 0, given 7" in message
@@ -158,7 +159,7 @@ def test_resume_with_a_different_architecture_or_seed_names_field_and_values(run
 
 
 def test_resume_applies_only_the_given_values_on_top_of_the_saved_run(run_copy):
-    config, options = training.resolve_run(
+    config, options = settings.resolve_run(
         run_copy, dict(model_dim=2, n_critic=3, d_learning_rate=1e-3), dict(train_steps=9))
     assert config == GANConfig(**dict(TINY, n_critic=3, d_learning_rate=1e-3))
     assert options.train_steps == 9
@@ -166,9 +167,9 @@ def test_resume_applies_only_the_given_values_on_top_of_the_saved_run(run_copy):
 
 
 def test_new_run_uses_defaults_plus_given_values(tmp_path):
-    config, options = training.resolve_run(str(tmp_path / "new"), dict(model_dim=8))
+    config, options = settings.resolve_run(str(tmp_path / "new"), dict(model_dim=8))
     assert config == GANConfig(model_dim=8)
-    assert options == training.TrainingOptions()
+    assert options == settings.TrainingOptions()
 
 
 @pytest.mark.parametrize("values, message", [
@@ -179,14 +180,14 @@ def test_new_run_uses_defaults_plus_given_values(tmp_path):
 ])
 def test_bad_options_are_named(tmp_path, values, message):
     with pytest.raises(ValueError, match=message):
-        training.resolve_run(str(tmp_path), {}, values)
+        settings.resolve_run(str(tmp_path), {}, values)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(run_copy):
-    with pytest.raises(training.TrainingDiverged) as err:
-        training.train(run_copy, dict(d_learning_rate=1e30),
-                       dict(train_steps=10, save_every_steps=1, preview_every_steps=1),
-                       verbose=0)
+    with pytest.raises(callbacks.TrainingDiverged) as err:
+        runs.train(run_copy, dict(d_learning_rate=1e30),
+                   dict(train_steps=10, save_every_steps=1, preview_every_steps=1),
+                   verbose=0)
     message = str(err.value)
     assert "diverged" in message and "not saved" in message
     assert "step 3" in message and "ckpt-3" in message
@@ -197,30 +198,30 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(run_copy):
 
 
 def test_learning_rate_given_on_resume_replaces_the_checkpointed_one(run_copy):
-    training.train(run_copy, dict(g_learning_rate=3e-3), dict(train_steps=4, export=False),
-                   verbose=0)
+    runs.train(run_copy, dict(g_learning_rate=3e-3), dict(train_steps=4, export=False),
+               verbose=0)
     assert _ckpt_value(run_copy, 4, "g_optimizer/_learning_rate") == pytest.approx(3e-3)
     assert _ckpt_value(run_copy, 4, "d_optimizer/_learning_rate") == pytest.approx(1e-4)
 
 
 def test_the_same_seed_gives_the_same_weights(tmp_path, data_dir, first_run):
-    runs = []
+    weights = []
     for name in ("a", "b"):
         train_dir = str(tmp_path / name)
-        training.train(train_dir, dict(TINY, seed=3), _options(data_dir, train_steps=2,
-                                                               export=False), verbose=0)
-        runs.append(_weights(train_dir, 2))
+        runs.train(train_dir, dict(TINY, seed=3), _options(data_dir, train_steps=2,
+                                                           export=False), verbose=0)
+        weights.append(_weights(train_dir, 2))
     other_seed = _weights(first_run[0], 2)
-    assert runs[0].keys() == runs[1].keys() == other_seed.keys()
-    assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
-    assert not all(np.array_equal(runs[0][k], other_seed[k]) for k in runs[0])
+    assert weights[0].keys() == weights[1].keys() == other_seed.keys()
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(np.array_equal(weights[0][k], other_seed[k]) for k in weights[0])
 
 
 def test_keep_checkpoints_and_save_every_secs(tmp_path, data_dir):
     train_dir = str(tmp_path / "run")
-    training.train(train_dir, TINY, _options(data_dir, train_steps=4, save_every_steps=0,
-                                             save_every_secs=1e-9, keep_checkpoints=2,
-                                             preview_every_steps=0, export=False), verbose=0)
+    runs.train(train_dir, TINY, _options(data_dir, train_steps=4, save_every_steps=0,
+                                         save_every_secs=1e-9, keep_checkpoints=2,
+                                         preview_every_steps=0, export=False), verbose=0)
     names = sorted(os.path.basename(p) for p in glob.glob(
         os.path.join(checkpoints.checkpoint_dir(train_dir), "*.index")))
     assert names == ["ckpt-3.index", "ckpt-4.index"]
@@ -232,27 +233,73 @@ def test_unwritable_train_dir_is_a_clear_error(tmp_path, data_dir):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(OSError, match="cannot write to train_dir"):
-        training.train(str(blocker / "run"), TINY, _options(data_dir), verbose=0)
+        runs.train(str(blocker / "run"), TINY, _options(data_dir), verbose=0)
 
 
 def test_missing_data_dir_is_the_data_modules_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        training.train(str(tmp_path / "run"), TINY, dict(data_dir=str(tmp_path / "nowhere")),
-                       verbose=0)
+        runs.train(str(tmp_path / "run"), TINY, dict(data_dir=str(tmp_path / "nowhere")),
+                   verbose=0)
 
 
 def test_without_data_dir_a_run_trains_on_the_demo_dataset(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "DEMO_DATA_DIR", str(tmp_path / "demo"))
+    monkeypatch.setattr(settings, "DEMO_DATA_DIR", str(tmp_path / "demo"))
     train_dir = str(tmp_path / "run")
-    training.train(train_dir, TINY, dict(train_steps=1, export=False), verbose=0)
-    assert training.TrainingOptions.load(train_dir).data_dir == str(tmp_path / "demo")
+    runs.train(train_dir, TINY, dict(train_steps=1, export=False), verbose=0)
+    assert settings.TrainingOptions.load(train_dir).data_dir == str(tmp_path / "demo")
     assert len(glob.glob(os.path.join(tmp_path, "demo", "*", "*.wav"))) == 400
 
 
 def test_default_train_dir_is_a_timestamp_under_runs():
-    path = training.default_train_dir()
+    path = settings.default_train_dir()
     assert os.path.dirname(path) == "runs"
     assert len(os.path.basename(path)) == len("20260101-120000")
+
+
+# The hooks the loop is given.
+
+@pytest.mark.parametrize("values, message", [
+    (dict(eval_every_steps=2, eval_classifier="c.keras"), "no evaluation was given"),
+    (dict(export=True), "no export was given"),
+])
+def test_the_loop_refuses_options_whose_hook_is_missing(tmp_path, data_dir, values, message):
+    options = _options(data_dir, **dict(dict(export=False), **values))
+    with pytest.raises(ValueError, match=message):
+        loop.train(str(tmp_path / "run"), TINY, options, verbose=0)
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_the_loop_runs_its_hooks_and_a_callback_may_end_the_run(tmp_path, data_dir):
+    seen, scored, exported = [], [], []
+
+    class StopAtTwo(keras.callbacks.Callback):
+        def __init__(self, run):
+            super().__init__()
+            self.run = run
+
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.run.step.numpy()) == 2:
+                self.model.stop_training = True
+
+    def evaluation(run):
+        seen.append(run)
+        return scored.append
+
+    def export(train_dir):
+        exported.append(train_dir)
+        return os.path.join(train_dir, "elsewhere")
+
+    train_dir = str(tmp_path / "run")
+    result = loop.train(train_dir, TINY, _options(data_dir, train_steps=5, eval_every_steps=1,
+                                                  eval_classifier="unused.keras", export=True),
+                        verbose=0, evaluation=evaluation, export=export, callbacks=[StopAtTwo])
+    run = seen[0]
+    assert (run.train_dir, run.config.model_dim, run.options.train_steps) == (train_dir, 2, 5)
+    assert run.audio_generator is run.gan.sampling_generator and run.writer is not None
+    assert scored == [1, 2] and result.step == 2 and result.interrupted_by is None
+    assert exported == [train_dir] and result.export_dir == os.path.join(train_dir, "elsewhere")
+    assert os.path.basename(result.checkpoint) == "ckpt-2"
+    assert os.path.exists(preview_path(train_dir, 2))
 
 
 # Callbacks on their own.
@@ -315,14 +362,14 @@ def test_stop_signals_record_the_signal_and_restore_handlers():
     import signal
 
     before = signal.getsignal(signal.SIGTERM)
-    with training._StopSignals() as stop:
+    with saver.StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_training_json_round_trips(tmp_path):
-    options = training.TrainingOptions(data_dir="/x", train_steps=7, export=False)
+    options = settings.TrainingOptions(data_dir="/x", train_steps=7, export=False)
     options.save(str(tmp_path))
-    assert training.TrainingOptions.load(str(tmp_path)) == options
-    assert json.loads((tmp_path / training.OPTIONS_FILENAME).read_text())["train_steps"] == 7
+    assert settings.TrainingOptions.load(str(tmp_path)) == options
+    assert json.loads((tmp_path / settings.OPTIONS_FILENAME).read_text())["train_steps"] == 7

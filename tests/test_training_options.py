@@ -12,7 +12,8 @@ import soundfile as sf
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from wavegan_tf.training import checkpoints, loop as training
+from wavegan_tf import runs
+from wavegan_tf.training import checkpoints, loop, settings
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.eval.during_training import BEST_FILENAME, EVAL_LOG_FILENAME
@@ -45,13 +46,13 @@ def _ckpt_dtypes(train_dir, step):
 def test_mixed_precision_trains_float32_weights_and_restores_policy(tmp_path, data_dir, policy):
     before = keras.mixed_precision.global_policy().name
     train_dir = str(tmp_path / "run")
-    result = training.train(train_dir, TINY, _options(data_dir, mixed_precision=policy),
-                            verbose=0)
+    result = runs.train(train_dir, TINY, _options(data_dir, mixed_precision=policy),
+                        verbose=0)
     assert result.step == 2
     assert keras.mixed_precision.global_policy().name == before
     dtypes = _ckpt_dtypes(train_dir, 2)
     assert dtypes and set(dtypes.values()) == {tf.float32}
-    with open(os.path.join(train_dir, training.OPTIONS_FILENAME)) as f:
+    with open(os.path.join(train_dir, settings.OPTIONS_FILENAME)) as f:
         assert json.load(f)["mixed_precision"] == policy
     audio, _ = sf.read(os.path.join(train_dir, "previews", "step_2.wav"))
     assert np.all(np.isfinite(audio)) and np.abs(audio).max() > 0
@@ -59,13 +60,13 @@ def test_mixed_precision_trains_float32_weights_and_restores_policy(tmp_path, da
 
 def test_float16_cannot_be_switched_on_resume(tmp_path, data_dir):
     train_dir = str(tmp_path / "run")
-    training.train(train_dir, TINY, _options(data_dir), verbose=0)
+    runs.train(train_dir, TINY, _options(data_dir), verbose=0)
     with pytest.raises(ValueError, match="mixed_precision='mixed_float16'.*loss scale"):
-        training.train(train_dir, {}, {"mixed_precision": "mixed_float16", "train_steps": 3},
-                       verbose=0)
+        runs.train(train_dir, {}, {"mixed_precision": "mixed_float16", "train_steps": 3},
+                   verbose=0)
     # bfloat16 keeps the optimizer state's layout: the run continues under it.
-    result = training.train(train_dir, {}, {"mixed_precision": "mixed_bfloat16",
-                                            "train_steps": 3}, verbose=0)
+    result = runs.train(train_dir, {}, {"mixed_precision": "mixed_bfloat16",
+                                        "train_steps": 3}, verbose=0)
     assert (result.start_step, result.step) == (2, 3)
 
 
@@ -73,7 +74,7 @@ def test_jit_compile_builds_an_xla_train_step_and_trains(tmp_path, data_dir):
     assert GANConfig(**TINY).build_gan(jit_compile=True).jit_compile is True
     assert GANConfig(**TINY).build_gan().jit_compile is False
     train_dir = str(tmp_path / "run")
-    result = training.train(train_dir, TINY, _options(data_dir, jit_compile=True), verbose=0)
+    result = runs.train(train_dir, TINY, _options(data_dir, jit_compile=True), verbose=0)
     assert result.step == 2 and os.path.exists(result.checkpoint + ".index")
 
 
@@ -89,22 +90,22 @@ def test_jit_compile_builds_an_xla_train_step_and_trains(tmp_path, data_dir):
 ])
 def test_bad_scale_options_are_named(values, message):
     with pytest.raises(ValueError, match=message):
-        training.TrainingOptions(**values)
+        settings.TrainingOptions(**values)
 
 
 def test_micro_batches_train_the_same_weights_and_may_change_on_resume(tmp_path, data_dir):
     config = dict(TINY, batch_size=4)
-    whole = training.train(str(tmp_path / "whole"), config, _options(data_dir), verbose=0)
+    whole = runs.train(str(tmp_path / "whole"), config, _options(data_dir), verbose=0)
     split_dir = str(tmp_path / "split")
-    split = training.train(split_dir, config, _options(data_dir, micro_batches=2), verbose=0)
-    with open(os.path.join(split_dir, training.OPTIONS_FILENAME)) as f:
+    split = runs.train(split_dir, config, _options(data_dir, micro_batches=2), verbose=0)
+    with open(os.path.join(split_dir, settings.OPTIONS_FILENAME)) as f:
         assert json.load(f)["micro_batches"] == 2
     a, b = tf.train.load_checkpoint(whole.checkpoint), tf.train.load_checkpoint(split.checkpoint)
     names = [n for n in a.get_variable_to_dtype_map() if "/_trainable_variables/" in n]
     assert len(names) > 10
     for name in names:
         np.testing.assert_allclose(a.get_tensor(name), b.get_tensor(name), rtol=1e-4, atol=1e-5)
-    resumed = training.train(split_dir, {}, {"train_steps": 3, "micro_batches": 4}, verbose=0)
+    resumed = runs.train(split_dir, {}, {"train_steps": 3, "micro_batches": 4}, verbose=0)
     assert (resumed.start_step, resumed.step) == (2, 3)
 
 
@@ -112,8 +113,8 @@ def test_micro_batches_must_divide_the_replica_batch(tmp_path, data_dir):
     train_dir = str(tmp_path / "run")
     with pytest.raises(ValueError, match=r"micro_batches=3 must divide the batch of each "
                                          r"replica: batch_size=4 over 1 replica\(s\) is 4"):
-        training.train(train_dir, dict(TINY, batch_size=4), _options(data_dir, micro_batches=3),
-                       verbose=0)
+        runs.train(train_dir, dict(TINY, batch_size=4), _options(data_dir, micro_batches=3),
+                   verbose=0)
     assert not os.path.exists(train_dir)
 
 
@@ -126,7 +127,7 @@ def eval_classifier(tmp_path_factory):
 def test_eval_every_steps_logs_scores_and_exports_the_best(tmp_path, data_dir,
                                                            eval_classifier):
     train_dir = str(tmp_path / "run")
-    training.train(train_dir, TINY, _options(
+    runs.train(train_dir, TINY, _options(
         data_dir, train_steps=4, eval_every_steps=2, eval_classifier=eval_classifier,
         eval_n=6), verbose=0)
     with open(os.path.join(train_dir, EVAL_LOG_FILENAME)) as f:
@@ -143,7 +144,7 @@ def test_eval_every_steps_logs_scores_and_exports_the_best(tmp_path, data_dir,
     model = load_model_for_generation(os.path.join(train_dir, "best"))
     audio = model.generate(np.zeros((2, TINY["latent_dim"]), np.float32))
     assert audio.shape == (2, 16384, 1)
-    acc = event_accumulator.EventAccumulator(os.path.join(train_dir, training.LOGS_SUBDIR),
+    acc = event_accumulator.EventAccumulator(os.path.join(train_dir, loop.LOGS_SUBDIR),
                                              size_guidance={"tensors": 0})
     acc.Reload()
     steps = [event.step for event in acc.Tensors("eval/inception_score")]
@@ -153,10 +154,10 @@ def test_eval_every_steps_logs_scores_and_exports_the_best(tmp_path, data_dir,
 def test_resumed_eval_keeps_the_earlier_best(tmp_path, data_dir, eval_classifier):
     train_dir = str(tmp_path / "run")
     options = _options(data_dir, eval_every_steps=2, eval_classifier=eval_classifier, eval_n=6)
-    training.train(train_dir, TINY, options, verbose=0)
+    runs.train(train_dir, TINY, options, verbose=0)
     with open(os.path.join(train_dir, BEST_FILENAME), "w") as f:
         json.dump({"step": 2, "inception_score": 99.0}, f)
-    training.train(train_dir, {}, {"train_steps": 4}, verbose=0)
+    runs.train(train_dir, {}, {"train_steps": 4}, verbose=0)
     with open(os.path.join(train_dir, EVAL_LOG_FILENAME)) as f:
         lines = [json.loads(line) for line in f]
     assert [line["best"] for line in lines] == [True, False]
@@ -180,7 +181,7 @@ def test_mirrored_over_two_devices_trains_saves_and_resumes_without_strategy(tmp
     assert result == {"replicas": 2, "step": 2, "export": os.path.join(train_dir, "export")}
     assert os.path.exists(os.path.join(train_dir, "previews", "step_2.wav"))
     # The checkpoint of the 2-replica run resumes on one device.
-    resumed = training.train(train_dir, {}, {"train_steps": 3}, verbose=0)
+    resumed = runs.train(train_dir, {}, {"train_steps": 3}, verbose=0)
     assert (resumed.start_step, resumed.step) == (2, 3)
 
 
@@ -192,7 +193,7 @@ def test_cli_strategy_mirrored_trains(tmp_path, data_dir):
         "--kernel_len", "5", "--train_steps", "1", "--noexport"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Strategy: mirrored (1 replica(s)" in proc.stderr
-    with open(os.path.join(train_dir, training.OPTIONS_FILENAME)) as f:
+    with open(os.path.join(train_dir, settings.OPTIONS_FILENAME)) as f:
         assert json.load(f)["strategy"] == "mirrored"
     assert checkpoints.latest_checkpoint(train_dir).endswith("ckpt-1")
 

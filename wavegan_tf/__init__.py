@@ -12,7 +12,8 @@ The names here are the public API: models and their layer (``build_generator``,
 The package is arranged by stage, each importing only the stages before it: ``files`` (atomic
 writes, locks, JSON), ``cpu`` (convolution formulations, allocator, precision), ``audio``
 (decoding, slicing, spectrograms, datasets), ``nets`` (layers and models), ``training``,
-``serving`` (loading, generation, exports), ``eval`` and ``cli``.
+``serving`` (loading, generation, exports), ``eval``, ``runs`` (the training loop given its
+evaluation and export) and ``cli``.
 """
 
 from wavegan_tf.audio.data import audio_dataset
@@ -23,12 +24,12 @@ from wavegan_tf.nets.models import build_discriminator, build_generator
 from wavegan_tf.nets.phase_shuffle import PhaseShuffle
 from wavegan_tf.nets.specgan_models import (build_audio_generator, build_specgan_discriminator,
                                             build_specgan_generator)
+from wavegan_tf.runs import train
 from wavegan_tf.serving.export import export_generator
 from wavegan_tf.training.checkpoints import load_generator
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.training.gan import GANTrainer, critic_batches
 from wavegan_tf.training.losses import LOSSES
-from wavegan_tf.training.loop import train
 from wavegan_tf.version import __version__
 
 WaveGAN = GANTrainer

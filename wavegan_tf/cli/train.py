@@ -34,9 +34,11 @@ import sys
 
 from absl import app, flags, logging
 
-from wavegan_tf.nets import models
-from wavegan_tf.training import augment, distribute, losses, loop as training, recipes
+from wavegan_tf import runs
 from wavegan_tf.cli import run_program
+from wavegan_tf.nets import models
+from wavegan_tf.training import augment, distribute, losses, recipes, settings as training
+from wavegan_tf.training.callbacks import TrainingDiverged
 from wavegan_tf.training.config import MODEL_DEFAULTS, MODELS, GANConfig
 
 FLAGS = flags.FLAGS
@@ -222,11 +224,10 @@ def main(argv):
     print(f"train_dir: {train_dir}", flush=True)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        result = training.train(train_dir, recipes.with_recipe(FLAGS.recipe,
-                                                               given_values(CONFIG_FLAGS)),
-                                given_values(OPTION_FLAGS),
-                                verbose=1 if sys.stdout.isatty() else 2)
-    except (OSError, ValueError, training.TrainingDiverged) as err:
+        result = runs.train(train_dir, recipes.with_recipe(FLAGS.recipe,
+                                                           given_values(CONFIG_FLAGS)),
+                            given_values(OPTION_FLAGS), verbose=1 if sys.stdout.isatty() else 2)
+    except (OSError, ValueError, TrainingDiverged) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

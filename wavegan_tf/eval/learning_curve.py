@@ -1,10 +1,11 @@
 """Learning curves: how good G sounds against training steps and minutes, for several variants.
 
-:func:`train_curve` trains one configuration from its seed for a fixed budget (steps, minutes
-or both: whichever ends first) and scores G every ``eval_every`` steps, and once before the first
-step, with a :class:`CurveScorer`. Variants of one comparison (:func:`variant_configs`) differ
-only in the settings they name: the same seed gives them the same initial weights and data
-order. The minutes are those of training alone; scoring pauses the clock.
+A training run given a :class:`CurveTracker` (:func:`wavegan_tf.runs.train_curve`) trains one
+configuration from its seed for a fixed :class:`Budget` (steps, minutes or both: whichever ends
+first) and scores G every ``eval_every`` steps, and once before the first step, with a
+:class:`CurveScorer`. Variants of one comparison (:func:`variant_configs`) differ only in the
+settings they name: the same seed gives them the same initial weights and data order. The
+minutes are those of training alone; scoring pauses the clock.
 
 A :class:`CurveScorer` always measures the model-free :mod:`~wavegan_tf.eval.audio_stats` of the
 generated clips; given a classifier (labelled data) it adds the project's evaluation
@@ -15,7 +16,6 @@ clips: the ceiling of each curve.
 """
 
 import dataclasses
-import math
 import os
 import time
 
@@ -27,6 +27,7 @@ from wavegan_tf.nets.latent import sample_z
 from wavegan_tf.eval import audio_stats, classifier as classifier_lib, labelled, metrics
 from wavegan_tf.eval import scoring
 from wavegan_tf.eval.features import fit_batch
+from wavegan_tf.training.callbacks import MetricSteps
 from wavegan_tf.training import recipes
 from wavegan_tf.training.config import GANConfig
 
@@ -238,88 +239,79 @@ class Budget:
                              f"steps={self.steps!r}, minutes={self.minutes!r}")
 
 
-def train_curve(config, data_dir, budget, eval_every, scorer, report=None, export_dir=None):
-    """Trains ``config`` (a GANConfig) on ``data_dir`` within ``budget``; returns the
-    curve: one dict per evaluation with ``step``, ``minutes``, the scores of
-    ``scorer(G)`` and the step's mean Wasserstein estimate (or D loss). G is the one to listen
-    to (the weight average when there is one), for SpecGAN followed by Griffin-Lim with the
-    data's spectrogram moments.
+class CurveTracker(keras.callbacks.Callback):
+    """A learning curve of a training run: scores G before the first step, every
+    ``eval_every`` steps and at the end, and ends the run at the budget's minutes.
 
-    ``report(point)`` is called with each point as it is measured. With ``export_dir`` the
-    final G is exported there (as ``export/`` of a training run; a previous folder there is
-    replaced once the new one is written).
+    Each point (appended to :attr:`points` and passed to ``report``) holds ``step``,
+    ``minutes`` of training (scoring pauses the clock), the mean ``wasserstein``, ``d_loss``
+    and ``g_loss`` since the previous point (those the trainer logs), and ``scorer(generator)``.
+
+    Args:
+        budget: the :class:`Budget`; its steps are the run's ``train_steps``.
+        eval_every: generator steps between scores.
+        scorer: ``scorer(generator) -> dict``, e.g. a :class:`CurveScorer`.
+        report: ``report(point)``, called with each point as it is measured, or None.
     """
-    from wavegan_tf.audio.data import audio_dataset
-    from wavegan_tf.training.gan import critic_batches
-    from wavegan_tf.training.loop import data_moments, model_inputs
 
-    if int(eval_every) != eval_every or eval_every < 1:
-        raise ValueError(f"eval_every must be a positive integer, got eval_every={eval_every!r}")
-    moments = data_moments(config, data_dir) if config.model == "specgan" else None
-    keras.utils.set_random_seed(config.seed)
-    gan = config.build_gan()
-    labels = dict(labels=True, class_names=config.class_names) if config.conditional else {}
-    batches = model_inputs(audio_dataset(data_dir, slice_len=config.slice_len,
-                                         sample_rate=config.sample_rate,
-                                         num_channels=config.num_channels,
-                                         batch_size=config.batch_size, seed=config.seed,
-                                         **labels), moments)
-    audio_generator = config.build_audio_generator(gan.sampling_generator, moments)
-    tracker = _CurveTracker(gan, budget, lambda: scorer(audio_generator), report)
-    tracker.measure({})
-    epochs = math.ceil(budget.steps / eval_every) if budget.steps else 10 ** 9
-    gan.fit(critic_batches(batches, config.n_critic), steps_per_epoch=int(eval_every),
-            epochs=epochs, callbacks=[tracker], verbose=0, shuffle=False)
-    if export_dir is not None:
-        _replace_export(audio_generator, config, tracker.step, export_dir)
-    return tracker.points
+    LOSSES = ("wasserstein", "d_loss", "g_loss")
 
-
-def _replace_export(generator, config, step, export_dir):
-    """Writes the export beside ``export_dir`` and moves it into place."""
-    from wavegan_tf.files.atomic_files import atomic_output_dir
-    from wavegan_tf.serving.export import write_export
-
-    with atomic_output_dir(export_dir) as partial:
-        write_export(generator, config, step, partial)
-
-
-class _CurveTracker(keras.callbacks.Callback):
-    """Counts steps and training time, stops at the budget, scores G (``scorer()``) after every
-    epoch."""
-
-    def __init__(self, gan, budget, scorer, report):
+    def __init__(self, budget, eval_every, scorer, report=None):
         super().__init__()
-        self.gan = gan
+        if int(eval_every) != eval_every or eval_every < 1:
+            raise ValueError(f"eval_every must be a positive integer, got "
+                             f"eval_every={eval_every!r}")
+        self.step = None
+        self.generator = None
         self.budget = budget
+        self.eval_every = int(eval_every)
         self.scorer = scorer
         self.report = report
         self.points = []
-        self.step = 0
         self.seconds = 0.0
         self._started = None
+        self._metric_steps = MetricSteps()
+        self._sums = {}
+
+    def for_run(self, run):
+        """This callback, following ``run`` (a training loop's RunContext): its step variable
+        and the G to listen to (the weight average, for SpecGAN with Griffin-Lim)."""
+        self.step = run.step
+        self.generator = run.audio_generator
+        return self
 
     def on_train_begin(self, logs=None):
-        self._started = time.perf_counter()
+        self.measure()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._metric_steps.reset()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+        for name, (total, count) in self._metric_steps.changes(self.model.metrics).items():
+            old_total, old_count = self._sums.get(name, (0.0, 0.0))
+            self._sums[name] = (old_total + total, old_count + count)
         minutes = (self.seconds + time.perf_counter() - self._started) / 60.0
-        if (self.budget.steps and self.step >= self.budget.steps) or \
-                (self.budget.minutes and minutes >= self.budget.minutes):
+        if self.budget.minutes and minutes >= self.budget.minutes:
             self.model.stop_training = True
+        if int(self.step.numpy()) % self.eval_every == 0:
+            self.measure()
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds += time.perf_counter() - self._started
-        self.measure(logs or {})
-        self._started = time.perf_counter()
+    def on_train_end(self, logs=None):
+        if self.points[-1]["step"] != int(self.step.numpy()):
+            self.measure()
 
-    def measure(self, logs):
-        point = {"step": self.step, "minutes": self.seconds / 60.0}
-        for key in ("wasserstein", "d_loss", "g_loss"):
-            if key in logs:
-                point[key] = float(logs[key])
-        point.update(self.scorer())
+    def measure(self):
+        """Scores G at the current step (the clock stops meanwhile) and records the point."""
+        if self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+        point = {"step": int(self.step.numpy()), "minutes": self.seconds / 60.0}
+        for name in self.LOSSES:
+            if name in self._sums:
+                total, count = self._sums[name]
+                point[name] = total / count
+        self._sums = {}
+        point.update(self.scorer(self.generator))
         self.points.append(point)
         if self.report is not None:
             self.report(point)
+        self._started = time.perf_counter()

@@ -28,12 +28,8 @@ Where the original's variables live (``tf.layers`` names inside ``G/`` and ``D/`
   ``<variable>/RMSProp`` and ``<variable>/RMSProp_1`` (wgan, lsgan); ``global_step`` counts
   generator updates.
 
-Optimizer state. The original's Adam slots are Keras Adam's ``momentum`` and ``velocity``, and
-its RMSProp mean square is Keras RMSprop's ``velocity`` (its momentum slot is unused: momentum
-0), so they are copied when every slot is there. The step counters come from ``global_step``:
-G's optimizer has made that many updates, D's ``n_critic`` times as many. A checkpoint without
-slots (or without D at all, e.g. the ``best_score`` checkpoints of the original's ``incept``
-mode) converts with fresh optimizers (and a fresh D), which :class:`ConversionResult` reports.
+Optimizer slots are copied when every slot is there (step counters from ``global_step``); a
+checkpoint without them, or without D, converts with fresh optimizers (and a fresh D).
 
 The output directory is written beside ``out_dir`` under a temporary name and renamed into
 place only when everything succeeded; an existing non-empty ``out_dir`` is never touched.
@@ -50,7 +46,7 @@ from absl import logging
 from wavegan_tf.training import checkpoints
 from wavegan_tf.files.atomic_files import atomic_output_dir, atomic_output_file
 from wavegan_tf.training.config import GANConfig
-from wavegan_tf.training.loop import TrainingOptions
+from wavegan_tf.training.settings import TrainingOptions
 
 ARGS_FILENAME = "args.txt"
 PROVENANCE_FILENAME = "converted_from.json"

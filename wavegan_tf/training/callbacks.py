@@ -8,7 +8,8 @@ Each does one thing at the end of every generator step (one ``train_step``). The
 2. :class:`StepCounter` advances the run's step variable and stops at the last step;
 3. :class:`Throughput` adds ``it/s`` to the logs shown by the progress bar;
 4. :class:`ScalarSummaries` writes this step's losses to TensorBoard;
-5. :class:`EveryNSteps` callbacks write previews and checkpoints;
+5. :class:`EveryNSteps` callbacks write previews and run the evaluation, then come the
+   callbacks the loop was given, then the checkpoints (:class:`EveryNSteps` again);
 6. :class:`StopOnRequest` ends training after this step when a signal asked for it.
 """
 
@@ -77,33 +78,51 @@ class Throughput(keras.callbacks.Callback):
             logs["it/s"] = batch / max(now - self._first_end, 1e-9)
 
 
-class ScalarSummaries(keras.callbacks.Callback):
-    """Writes each metric's value for this step alone to TensorBoard, tagged by the step.
+class MetricSteps:
+    """What each step adds to the trainer's metrics.
 
     The trainer's metrics are means over the epoch so far (that is what the progress bar shows);
-    the value of one step is recovered from the change in each metric's running total and count
-    since the previous step, e.g. ``d_loss`` is the mean over that step's critic updates.
+    one step's share is the change in each metric's running total and count since the previous
+    step, e.g. ``d_loss`` over that step's critic updates. Call :meth:`reset` when the metrics
+    are (at the start of every epoch).
     """
+
+    def __init__(self):
+        self._previous = {}
+
+    def reset(self):
+        self._previous = {}
+
+    def changes(self, metrics):
+        """``{name: (total added, count added)}`` of the ``metrics`` this step updated."""
+        changes = {}
+        for metric in metrics:
+            total, count = float(metric.total.numpy()), float(metric.count.numpy())
+            old_total, old_count = self._previous.get(metric.name, (0.0, 0.0))
+            self._previous[metric.name] = (total, count)
+            if count > old_count:
+                changes[metric.name] = (total - old_total, count - old_count)
+        return changes
+
+
+class ScalarSummaries(keras.callbacks.Callback):
+    """Writes each metric's value for this step alone (:class:`MetricSteps`) to TensorBoard,
+    tagged by the step."""
 
     def __init__(self, writer, step):
         super().__init__()
         self.writer = writer
         self.step = step
-        self._previous = {}
+        self._steps = MetricSteps()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._previous = {}
+        self._steps.reset()
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.step.numpy())
         with self.writer.as_default():
-            for metric in self.model.metrics:
-                total, count = float(metric.total.numpy()), float(metric.count.numpy())
-                old_total, old_count = self._previous.get(metric.name, (0.0, 0.0))
-                self._previous[metric.name] = (total, count)
-                if count > old_count:
-                    tf.summary.scalar(metric.name, (total - old_total) / (count - old_count),
-                                      step=step)
+            for name, (total, count) in self._steps.changes(self.model.metrics).items():
+                tf.summary.scalar(name, total / count, step=step)
 
 
 class EveryNSteps(keras.callbacks.Callback):
