@@ -78,13 +78,65 @@ def test_labelled_layouts_are_recognised(tmp_path):
     assert learning_curve.labelled_layout(flat) == (flat, None)
 
 
-def test_a_cached_classifier_of_other_data_is_refused(tmp_path):
+CLASSIFIER_SETTINGS = dict(epochs=1, filters=2, slice_len=16384, sample_rate=RATE, seed=0)
+
+
+def test_a_cached_classifier_is_reused_only_with_every_setting_the_same(tmp_path, monkeypatch):
+    folder = _write_tones(tmp_path / "tones", per_class=4)
     path = str(tmp_path / "clf.keras")
-    classifier_lib.save_classifier(classifier_lib.build_classifier(2, filters=2), path,
-                                   ["a", "b"], {"data_dir": "/elsewhere"})
-    with pytest.raises(ValueError, match="clf.keras' was trained on '/elsewhere'"):
-        learning_curve.ensure_classifier(path, str(tmp_path), epochs=1, filters=2,
-                                         slice_len=16384, sample_rate=RATE)
+    trained = []
+    real_train = classifier_lib.train_classifier
+
+    def spy(*args, **kwargs):
+        trained.append(args[1])
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(classifier_lib, "train_classifier", spy)
+    assert learning_curve.ensure_classifier(path, folder, **CLASSIFIER_SETTINGS) == path
+    stamp = os.stat(path).st_mtime_ns
+    assert learning_curve.ensure_classifier(path, folder, **CLASSIFIER_SETTINGS) == path
+    assert trained == [path]
+    other = learning_curve.ensure_classifier(path, folder, **dict(CLASSIFIER_SETTINGS, seed=1))
+    assert trained == [path, other] and other != path and other.endswith(".keras")
+    assert classifier_lib.load_classifier(other).metadata["seed"] == 1
+    assert os.stat(path).st_mtime_ns == stamp  # the first one is kept
+    assert learning_curve.ensure_classifier(path, folder, **CLASSIFIER_SETTINGS) == path
+    assert learning_curve.ensure_classifier(path, folder,
+                                            **dict(CLASSIFIER_SETTINGS, seed=1)) == other
+    assert len(trained) == 2
+
+
+@pytest.mark.parametrize("change", [dict(epochs=2), dict(filters=4), dict(slice_len=32768),
+                                    dict(sample_rate=8000), dict(seed=3), dict(data_dir="b")])
+def test_a_change_of_any_classifier_setting_retrains(tmp_path, monkeypatch, change):
+    trained = []
+
+    def fake_train(data_dir, out_path, *, epochs, filters, slice_len, sample_rate, seed,
+                   verbose):
+        """Records the call and writes the sidecar entries train_classifier writes."""
+        trained.append(out_path)
+        with open(out_path, "w") as f:
+            f.write("model")
+        with open(classifier_lib.sidecar_path(out_path), "w") as f:
+            json.dump(dict(data_dir=os.path.abspath(data_dir), max_epochs=epochs,
+                           filters=filters, slice_len=slice_len, sample_rate=sample_rate,
+                           seed=seed, class_names=["a"]), f)
+
+    monkeypatch.setattr(classifier_lib, "train_classifier", fake_train)
+    path = str(tmp_path / "clf.keras")
+    settings = dict(CLASSIFIER_SETTINGS, data_dir=str(tmp_path / "a"))
+    ensure = lambda s: learning_curve.ensure_classifier(path, s.pop("data_dir"), **s)  # noqa
+    assert ensure(dict(settings)) == path and ensure(dict(settings)) == path
+    changed = dict(settings, **change)
+    if "data_dir" in change:
+        changed["data_dir"] = str(tmp_path / change["data_dir"])
+    other = ensure(dict(changed))
+    assert trained == [path, other] and other != path
+    assert ensure(dict(changed)) == other and ensure(dict(settings)) == path
+    assert len(trained) == 2
+    with open(classifier_lib.sidecar_path(other), "w") as f:
+        f.write("{not json")  # a damaged sidecar is retrained, not trusted
+    assert ensure(dict(changed)) == other and len(trained) == 3
 
 
 def test_unlabelled_curve_has_statistics_and_stops_at_the_minutes(tmp_path):

@@ -116,22 +116,38 @@ def labelled_layout(data_dir):
 
 
 def ensure_classifier(path, data_dir, *, epochs, filters, slice_len, sample_rate, seed=0):
-    """The classifier at ``path``, trained on ``data_dir`` first if there is none there.
+    """The path of a classifier trained on ``data_dir`` with these settings, trained first
+    when none is cached: ``path`` itself, or ``<path without .keras>-<key>.keras`` beside it.
 
-    A classifier is trained once and reused by later comparisons on the same data; one that was
-    trained on another folder is a ValueError naming the path.
+    The cache is keyed on every setting (data folder, epochs, filters, slice_len, sample_rate,
+    seed) as the classifier's sidecar records them, so a classifier is trained once and reused
+    only by comparisons that would train the same one. A classifier of other settings at
+    ``path`` is kept; the one for these settings goes beside it, ``key`` a hash of them.
     """
-    if os.path.isfile(path):
-        loaded = classifier_lib.load_classifier(path)
-        trained_on = loaded.metadata.get("data_dir")
-        if trained_on != os.path.abspath(data_dir):
-            raise ValueError(f"classifier {path!r} was trained on {trained_on!r}, not "
-                             f"{os.path.abspath(data_dir)!r}: delete it or give another path")
-        return path
-    classifier_lib.train_classifier(data_dir, path, epochs=epochs, filters=filters,
+    import hashlib
+    import json
+
+    wanted = dict(data_dir=os.path.abspath(data_dir), max_epochs=int(epochs),
+                  filters=int(filters), slice_len=int(slice_len), sample_rate=int(sample_rate),
+                  seed=int(seed))
+    key = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:10]
+    stem = path[:-len(classifier_lib.KERAS_SUFFIX)] \
+        if path.endswith(classifier_lib.KERAS_SUFFIX) else path
+    candidate = path
+    for candidate in (path, f"{stem}-{key}{classifier_lib.KERAS_SUFFIX}"):
+        if not os.path.isfile(candidate):
+            break
+        try:
+            with open(classifier_lib.sidecar_path(candidate), encoding="utf-8") as f:
+                recorded = json.load(f)
+        except (OSError, ValueError):
+            recorded = {}
+        if isinstance(recorded, dict) and all(recorded.get(k) == v for k, v in wanted.items()):
+            return candidate
+    classifier_lib.train_classifier(data_dir, candidate, epochs=epochs, filters=filters,
                                     slice_len=slice_len, sample_rate=sample_rate, seed=seed,
                                     verbose=0)
-    return path
+    return candidate
 
 
 class CurveScorer:
