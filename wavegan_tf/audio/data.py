@@ -294,7 +294,12 @@ def _cached_decode(cache_dir, path, sample_rate, num_channels):
     """Decoded audio of ``path`` from ``cache_dir`` when present, else decoded and stored."""
     entry = os.path.join(cache_dir, _entry_key(path, sample_rate, num_channels) + ".npy")
     try:
-        return np.load(entry)
+        # Mapped first: a damaged entry whose header claims more than the file holds fails here
+        # instead of allocating the claim; one of another shape or type is decoded again.
+        mapped = np.load(entry, mmap_mode="r", allow_pickle=False)
+        if mapped.dtype == np.float32 and mapped.ndim == 2 and mapped.shape[1] == num_channels \
+                and mapped.shape[0] > 0:
+            return np.array(mapped)
     except (OSError, ValueError):
         pass
     audio = audio_files.decode_audio_file(path, sample_rate, num_channels)
