@@ -11,7 +11,7 @@ import tensorflow as tf
 from wavegan_tf import GANTrainer, GANConfig, build_discriminator, build_generator
 from wavegan_tf.audio import data
 from wavegan_tf.training import distribute
-from wavegan_tf.training.gan import critic_batches
+from wavegan_tf.training.feeding import critic_batches
 from wavegan_tf.nets.models import LABEL_EMBEDDING_DIM
 
 LATENT = 8

@@ -194,7 +194,7 @@ def test_sampled_z_is_uniform_in_minus_one_one():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"loss": "hinge"}, "loss='hinge'"), ({"n_critic": 0}, "n_critic=0"),
+    [({"loss": "softplus"}, "loss='softplus'"), ({"n_critic": 0}, "n_critic=0"),
      ({"gp_weight": -1.0}, "gp_weight=-1.0"), ({"clip_value": 0.0}, "clip_value=0.0"),
      ({"micro_batches": 0}, "micro_batches=0"), ({"micro_batches": 1.5}, "micro_batches=1.5")],
 )

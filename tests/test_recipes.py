@@ -15,7 +15,7 @@ from wavegan_tf import GANConfig, GANTrainer, build_discriminator, build_generat
 from wavegan_tf.audio.demo_data import ensure_demo_dataset
 from wavegan_tf.eval.learning_curve import variant_configs
 from wavegan_tf.nets.minibatch_std import MinibatchStdDev
-from wavegan_tf.nets.spectral_heads import LogMagnitudeSTFT, check_frame_lengths
+from wavegan_tf.nets.spectral_heads import LogMagnitudeSTFT, check_frame_lengths, log_floor
 from wavegan_tf.training import losses, recipes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,7 +139,7 @@ def test_log_magnitude_stft_matches_numpy_and_round_trips_its_config():
     out = layer(audio).numpy()
     assert out.shape == (2, 64, 33)  # a hop of 16 samples, the end zero-padded
     frame = audio[0, 16:80, 0] * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(64) / 64))
-    expected = np.log(np.abs(np.fft.rfft(frame)) ** 2 + 1e-6)
+    expected = np.log(np.abs(np.fft.rfft(frame)) ** 2 + (64 / 4) ** 2 * 1e-6)
     np.testing.assert_allclose(out[0, 1], expected, rtol=1e-3, atol=1e-3)
     again = LogMagnitudeSTFT.from_config(layer.get_config())
     assert again.frame_length == 64
@@ -169,6 +169,13 @@ def test_minibatch_feature_is_the_mean_feature_spread_and_near_zero_for_copies()
 
 def test_check_frame_lengths_accepts_powers_of_two():
     assert check_frame_lengths(["256", 1024], 16384) == [256, 1024]
+
+
+def test_the_log_floor_is_60_db_below_a_full_scale_sinusoid():
+    n = 256
+    tone = np.sin(2 * np.pi * 32 * np.arange(4 * n) / n).astype("float32")[None, :, None]
+    peak = np.exp(LogMagnitudeSTFT(n)(tone).numpy()[0, 2].max())
+    assert 10 * np.log10(peak / log_floor(n)) == pytest.approx(60.0, abs=0.5)
 
 
 def test_recipe_values_yield_to_given_ones_and_unknown_recipes_are_named():

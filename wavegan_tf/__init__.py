@@ -28,7 +28,8 @@ from wavegan_tf.runs import train
 from wavegan_tf.serving.export import export_generator
 from wavegan_tf.training.checkpoints import load_generator
 from wavegan_tf.training.config import GANConfig
-from wavegan_tf.training.gan import GANTrainer, critic_batches
+from wavegan_tf.training.feeding import critic_batches
+from wavegan_tf.training.gan import GANTrainer
 from wavegan_tf.training.losses import LOSSES
 from wavegan_tf.version import __version__
 

@@ -215,3 +215,26 @@ def build_discriminator(
     projection = layers.Dot(axes=1, dtype="float32", name="projection")([embedded, x])
     logit = layers.Add(dtype="float32", name="conditional_logit")([logit, projection])
     return keras.Model([audio, label], logit, name="discriminator")
+
+
+def check_conditioning(generator, discriminator, num_classes):
+    """ValueError unless G and D take a label (a second input) exactly when ``num_classes``."""
+    check_num_classes(num_classes)
+    for role, model in (("generator", generator), ("discriminator", discriminator)):
+        takes_label = len(getattr(model, "inputs", None) or [None]) == 2
+        if takes_label != bool(num_classes):
+            raise ValueError(
+                f"the {role} {'takes' if takes_label else 'does not take'} a label input but "
+                f"num_classes={num_classes!r}; build G and D with the same num_classes as the "
+                "trainer")
+
+
+def critic_features(discriminator):
+    """A model sharing D's layers that returns every LeakyReLU activation of D, then its logit
+    (what the feature-matching term compares)."""
+    outputs = [layer.output for layer in discriminator.layers
+               if isinstance(layer, LeakyReLU)]
+    if not outputs:
+        raise ValueError("feature_matching needs a discriminator with LeakyReLU activations")
+    return keras.Model(discriminator.inputs, outputs + [discriminator.output],
+                       name="critic_features")

@@ -4,9 +4,11 @@ logit of a small critic that looks at the clip's log-magnitude spectrogram.
 The waveform D of the paper has to learn frequency content through 25-tap convolutions; later
 audio GANs (MelGAN, HiFi-GAN, UnivNet) judge spectrograms at several resolutions beside the
 waveform, which pushes G towards the right spectral envelope early. Each head reads
-``log(|STFT|^2 + eps)`` with frames of ``frame_length`` samples and a hop of a quarter of
-that, treats the frequency bins as channels, and runs three strided 1-D convolutions over the
-frames (2d, 4d, 8d filters, LeakyReLU 0.2), a mean over time and a dense logit.
+``log(|STFT|^2 + floor)`` with frames of ``frame_length`` samples and a hop of a quarter of
+that (the floor :data:`DYNAMIC_RANGE_DB` below a full-scale sinusoid's bin, which also bounds
+the input gradients that the R1 and WGAN-GP penalties see in near-silent frames), treats the
+frequency bins as channels, and runs three strided 1-D convolutions over the frames (2d, 4d,
+8d filters, LeakyReLU 0.2), a mean over time and a dense logit.
 """
 
 import keras
@@ -15,8 +17,9 @@ from keras import layers
 
 from wavegan_tf.nets.leaky_relu import LeakyReLU
 
-# Added to the squared magnitude before the log: about -60 dB below a full-scale sinusoid's bin.
-LOG_FLOOR = 1e-6
+# The floor added to the squared magnitude before the log, in dB below the bin of a full-scale
+# sinusoid (whose Hann-windowed magnitude is frame_length / 4).
+DYNAMIC_RANGE_DB = 60.0
 HEAD_LAYERS = 3
 
 
@@ -36,6 +39,7 @@ def check_frame_lengths(frame_lengths, slice_len):
 @keras.saving.register_keras_serializable(package="wavegan_tf")
 class LogMagnitudeSTFT(layers.Layer):
     """Mono audio ``[batch, time, channels]`` (channels averaged) to ``log(|STFT|^2 + floor)``
+    (see :func:`log_floor`)
     ``[batch, frames, frame_length // 2 + 1]`` with a Hann window and a hop of a quarter frame.
     Differentiable twice (the R1 and WGAN-GP penalties differentiate through it)."""
 
@@ -48,10 +52,15 @@ class LogMagnitudeSTFT(layers.Layer):
         spectrum = tf.signal.stft(mono, self.frame_length, self.frame_length // 4,
                                   window_fn=tf.signal.hann_window, pad_end=True)
         power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
-        return tf.cast(tf.math.log(power + LOG_FLOOR), self.compute_dtype)
+        return tf.cast(tf.math.log(power + log_floor(self.frame_length)), self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "frame_length": self.frame_length}
+
+
+def log_floor(frame_length):
+    """The power added before the log: :data:`DYNAMIC_RANGE_DB` below ``(frame_length / 4)^2``."""
+    return (frame_length / 4.0) ** 2 * 10.0 ** (-DYNAMIC_RANGE_DB / 10.0)
 
 
 def spectral_logit(audio, frame_length, model_dim, name):

@@ -12,7 +12,8 @@ import os
 from wavegan_tf.training import losses
 from wavegan_tf.files.atomic_files import atomic_output_file
 from wavegan_tf.training.augment import check_policies
-from wavegan_tf.training.gan import GANTrainer, check_ema_decay
+from wavegan_tf.training.averaging import check_ema_decay
+from wavegan_tf.training.gan import GANTrainer
 from wavegan_tf.files.json_files import read_json
 from wavegan_tf.nets.models import build_discriminator, build_generator
 from wavegan_tf.nets.spectral_heads import check_frame_lengths

@@ -36,7 +36,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from wavegan_tf.training.gan import critic_batches
+from wavegan_tf.training.feeding import critic_batches
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 

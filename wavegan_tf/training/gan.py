@@ -1,68 +1,20 @@
-"""The WaveGAN trainer: a ``keras.Model`` whose ``train_step`` runs one WGAN iteration.
-
-One call of ``train_step`` is one generator step: ``n_critic`` discriminator updates, each on its
-own batch of real audio and fresh z ~ U(-1, 1), then one generator update, as in the original
-code. ``model.fit`` therefore counts generator steps.
-
-Feeding the critic: each element of the dataset given to ``fit`` holds the real audio for all
-critic updates of one step, either as ``[n_critic, batch, time, channels]`` (see
-:func:`critic_batches`) or as ``[n_critic * batch, time, channels]``, split in order. The trainer
-only assumes that G's outputs and the real examples are what D takes: SpecGAN trains with it
-on spectrograms ``[..., frames, bins, 1]``, one more axis per example than audio.
-
-Class-conditional training (``num_classes > 0``; G takes ``[z, label]`` and D
-``[audio, label]``, see :mod:`wavegan_tf.nets.models`): each element is ``(audio, label)``, the labels
-int32 ``[n_critic, batch]`` or ``[n_critic * batch]`` to match the audio. The fake clips of a
-critic update are generated for the labels of its real batch, and the generator update uses the
-labels of the step's last real batch, so D always compares real and fake clips of the same
-label mix and G is trained on the classes as often as they occur in the data. The gradient
-penalty is taken with respect to the audio only, with each example's label held fixed.
-
-Memory: each critic update runs three passes of D one after the other (gradient penalty, the
-largest, first while no summed gradients are held; then real clips, fake clips), each
-differentiated on its own and the gradients summed, so only one pass's activations are alive
-at a time; in a graph on one device the ``n_critic`` updates are a ``tf.while_loop`` (one copy
-of the update in the graph); ``micro_batches=K`` further splits every pass (and the generator
-update) into K equal parts, with the same update (see :meth:`GANTrainer._accumulate`).
-
-Under a ``tf.distribute`` strategy (build the model in ``strategy.scope()`` and feed it a dataset
-from :mod:`wavegan_tf.training.distribute`) each replica runs ``train_step`` on its share of the global
-batch. Keras optimizers sum the replicas' gradients, so every loss is divided by the number of
-replicas before differentiation: the update is that of the global-batch mean. The metrics track
-the undivided per-replica means and Keras averages them over replicas. z, the penalty's
-interpolation weights and the phase-shuffle shifts are drawn for the global batch from seed
-generators that advance in step on every replica, and each replica keeps its own rows: replicas
-see different z, and a step on R replicas equals a single-device step on the same global batch.
-
-Generator weight averaging (``ema_decay > 0``; off in the paper): after every generator update
-the trainer moves an exponential moving average of G's weights, ``ema_generator`` (a copy of G
-that is never trained), towards them: ``average = decay * average + (1 - decay) * weight`` with
-``decay = min(ema_decay, (1 + n) / (10 + n))`` after the n-th generator update (the warm-up of
-``tf.train.ExponentialMovingAverage``, so that the average of a short run is not dominated by
-the random initial weights). Non-trainable weights (batch-norm statistics) are copied, not
-averaged. :attr:`GANTrainer.sampling_generator` is the G to listen to: the average when it exists.
-
-Differentiable augmentation (``augment``, see :mod:`wavegan_tf.training.augment`; off in the paper):
-every pass of D (real clips, fake clips, the penalty and the generator update) sees its clips
-transformed by the policies, with fresh random draws per pass and example from the model's seed
-generator; G's gradient flows through the transforms. The gradient penalty is taken at the
-augmented interpolate T(x_hat), with respect to that clip, i.e. D's own input: the penalty
-constrains D where it is evaluated, on the augmented distribution, and the random gain does not
-rescale the penalised gradient. (ADA instead differentiates through the augmentation, for R1 on
-real clips; both keep D away from the un-augmented data.) The draws are made for the whole
-batch and split with it, so micro-batches and replicas see the transforms one device would.
+"""The trainer of both model families: a ``keras.Model`` whose ``train_step`` is one generator
+step, ``n_critic`` critic updates on their own real batches (see
+:mod:`wavegan_tf.training.feeding`) and fresh z ~ U(-1, 1), then one generator update, as in the
+original code; ``model.fit`` counts generator steps. The paper's WGAN-GP is the default; the
+hinge loss, the R1 penalty, feature matching, augmentation and G's weight average are options.
+Passes of D run one after the other (:mod:`wavegan_tf.training.passes`), split into
+micro-batches on request, and replicas each train on their share of the global batch
+(:mod:`wavegan_tf.training.replicas`). The docs' training page explains each choice.
 """
-
-import contextlib
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from wavegan_tf.training import augment as augmentation
-from wavegan_tf.training import losses
-from wavegan_tf.nets.leaky_relu import LeakyReLU
-from wavegan_tf.nets.models import check_num_classes, check_positive
+from wavegan_tf.training import averaging, feeding, losses, passes, replicas
+from wavegan_tf.nets.models import check_conditioning, check_positive, critic_features
 
 
 @keras.saving.register_keras_serializable(package="wavegan_tf", name="WaveGAN")
@@ -108,17 +60,17 @@ class GANTrainer(keras.Model):
             raise ValueError(f"gp_weight must be >= 0, got gp_weight={gp_weight!r}")
         if clip_value <= 0:
             raise ValueError(f"clip_value must be > 0, got clip_value={clip_value!r}")
-        _check_conditioning(generator, discriminator, num_classes)
-        check_ema_decay(ema_decay)
+        check_conditioning(generator, discriminator, num_classes)
+        averaging.check_ema_decay(ema_decay)
         self.augment = augmentation.check_policies(augment)
         self.ema_decay = float(ema_decay)
         self.micro_batches = int(micro_batches)
         self.num_classes = int(num_classes)
         # Axes of one real example: 2 for audio [time, channels], 3 for a spectrogram.
-        self.example_rank = _example_rank(discriminator)
+        self.example_rank = feeding.example_rank(discriminator)
         self.generator = generator
         self.discriminator = discriminator
-        self.ema_generator = _untrained_copy(generator) if self.ema_decay else None
+        self.ema_generator = averaging.untrained_copy(generator) if self.ema_decay else None
         self.loss_name = loss
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
@@ -129,7 +81,7 @@ class GANTrainer(keras.Model):
             raise ValueError(f"feature_matching must be >= 0 (0 = off), got "
                              f"feature_matching={feature_matching!r}")
         self.feature_matching = float(feature_matching)
-        self.critic_features = _feature_model(discriminator) if feature_matching else None
+        self.critic_features = critic_features(discriminator) if feature_matching else None
         self.latent_dim = int(latent_dim)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="wavegan_seed")
@@ -149,8 +101,8 @@ class GANTrainer(keras.Model):
         ``LossScaleOptimizer`` so that small float16 gradients do not underflow.
         """
         default_g, default_d = losses.default_optimizers(self.loss_name)
-        self.g_optimizer = _with_loss_scaling(g_optimizer or default_g)
-        self.d_optimizer = _with_loss_scaling(d_optimizer or default_d)
+        self.g_optimizer = replicas.with_loss_scaling(g_optimizer or default_g)
+        self.d_optimizer = replicas.with_loss_scaling(d_optimizer or default_d)
         super().compile(**kwargs)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -192,12 +144,12 @@ class GANTrainer(keras.Model):
         Inside a replica of a distribution strategy ``batch_size`` is the replica's share: the
         draw is made for the global batch and the replica's own rows are returned.
         """
-        return _replica_rows(batch_size, lambda n: keras.random.uniform(
+        return replicas.replica_rows(batch_size, lambda n: keras.random.uniform(
             (n, self.latent_dim), -1.0, 1.0, seed=self.seed_generator))
 
     def sample_alpha(self, batch_size):
         """The penalty's interpolation weights, alpha ~ U(0, 1), one per example (as z)."""
-        return _replica_rows(batch_size, lambda n: keras.random.uniform(
+        return replicas.replica_rows(batch_size, lambda n: keras.random.uniform(
             (n,), 0.0, 1.0, seed=self.seed_generator))
 
     def sample_augment_draws(self, batch_size):
@@ -205,7 +157,7 @@ class GANTrainer(keras.Model):
         (then nothing is drawn, so the paper's random stream is unchanged)."""
         if not self.augment:
             return None
-        return _replica_rows(batch_size, lambda n: augmentation.sample_draws(
+        return replicas.replica_rows(batch_size, lambda n: augmentation.sample_draws(
             n, self.seed_generator))
 
     def train_step(self, data):
@@ -220,7 +172,7 @@ class GANTrainer(keras.Model):
         self._generator_step(ops.shape(reals)[1], _row(labels, self.n_critic - 1), after,
                              real=reals[self.n_critic - 1] if self.feature_matching else None)
         results = {m.name: m.result() for m in self.metrics}
-        if _fit_reduces_along_axis_0(tf.distribute.get_strategy()):
+        if replicas.fit_reduces_along_axis_0(tf.distribute.get_strategy()):
             results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
         return results
 
@@ -248,46 +200,9 @@ class GANTrainer(keras.Model):
         return list(count)
 
     def _critic_stacks(self, data):
-        """One dataset element (see the module doc) as its real audio
-        ``[n_critic, batch, time, channels]`` and labels ``[n_critic, batch]`` (None when
-        unconditional): row ``i`` feeds critic update ``i``. A flat element is reshaped, which
-        splits it in order without a copy."""
-        if self.conditional:
-            audio, labels = self._audio_and_labels(data)
-        else:
-            audio, labels = (data[0] if isinstance(data, (tuple, list)) else data), None
-        self._check_audio_shape(audio)
-        if labels is not None:
-            expected = len(audio.shape) - self.example_rank
-            if len(labels.shape) != expected or (
-                    labels.shape[0] is not None and audio.shape[0] is not None
-                    and labels.shape[0] != audio.shape[0]):
-                raise ValueError(
-                    f"labels must match the audio's leading axes "
-                    f"({tuple(audio.shape[:expected])}), got shape {tuple(labels.shape)} for "
-                    f"audio of shape {tuple(audio.shape)}")
-            labels = ops.reshape(ops.cast(labels, "int32"), (self.n_critic, -1))
-        if len(audio.shape) == self.example_rank + 1:
-            audio = ops.reshape(audio, (self.n_critic, -1) + tuple(audio.shape[1:]))
-        return audio, labels
-
-    def _check_audio_shape(self, audio):
-        """ValueError unless ``audio`` is one of the two element layouts for ``n_critic``."""
-        if len(audio.shape) == self.example_rank + 2:
-            if audio.shape[0] is not None and audio.shape[0] != self.n_critic:
-                raise ValueError(
-                    f"a [n_critic, batch, time, channels] element needs n_critic={self.n_critic} "
-                    f"batches, got shape {tuple(audio.shape)}")
-            return
-        if len(audio.shape) != self.example_rank + 1:
-            raise ValueError(
-                f"real examples of {self.example_rank} axes (audio: time, channels) must come "
-                "as [n_critic, batch, time, channels] or [n_critic * batch, time, channels], "
-                f"got shape {tuple(audio.shape)}")
-        if audio.shape[0] is not None and audio.shape[0] % self.n_critic:
-            raise ValueError(
-                f"a [n_critic * batch, time, channels] element needs a leading size divisible "
-                f"by n_critic={self.n_critic}, got shape {tuple(audio.shape)}")
+        """One dataset element as real examples ``[n_critic, batch, ...]`` and labels
+        ``[n_critic, batch]`` or None (see :func:`wavegan_tf.training.feeding.critic_stacks`)."""
+        return feeding.critic_stacks(data, self.n_critic, self.example_rank, self.num_classes)
 
     def _check_micro_batches(self, reals):
         batch_size = reals.shape[1]
@@ -295,14 +210,6 @@ class GANTrainer(keras.Model):
             raise ValueError(
                 f"micro_batches={self.micro_batches} must divide the batch each replica trains "
                 f"on, got a batch of {batch_size} examples")
-
-    def _audio_and_labels(self, data):
-        if not isinstance(data, (tuple, list)) or len(data) < 2 or data[1] is None:
-            raise ValueError(
-                f"a conditional WaveGAN (num_classes={self.num_classes}) needs (audio, label) "
-                "dataset elements, e.g. critic_batches(audio_dataset(..., labels=True), "
-                "n_critic); got audio without labels")
-        return data[0], data[1]
 
     def _generate(self, z, labels, training):
         return self.generator(z if labels is None else [z, labels], training=training)
@@ -318,7 +225,7 @@ class GANTrainer(keras.Model):
         """One critic update; returns the tensors the next pass must wait for (see
         :meth:`_accumulate`)."""
         batch_size = ops.shape(real)[0]
-        fake = self._generate(_after(after, self.sample_z(batch_size)), labels, training=True)
+        fake = self._generate(passes.after(after, self.sample_z(batch_size)), labels, training=True)
         # D's passes start once G's forward pass is done: run beside it, the real clips' pass
         # would hold its activations together with G's.
         after = [fake]
@@ -343,7 +250,7 @@ class GANTrainer(keras.Model):
                                                 self._discriminate(x, y, True, a)),
                 (audio, labels, self.sample_augment_draws(batch_size)), variables,
                 self.d_optimizer, models, after)
-            wasserstein, grads = wasserstein - value, _add_gradients(grads, pass_grads)
+            wasserstein, grads = wasserstein - value, passes.add_gradients(grads, pass_grads)
         d_loss = self.gp_weight * gp + 0.5 * self.r1_gamma * r1 - wasserstein
         self.d_optimizer.apply_gradients(zip(grads, variables))
         if self.loss_name == "wgan":
@@ -407,7 +314,7 @@ class GANTrainer(keras.Model):
         return losses.gradient_penalty(tape.gradient(logits, x_hat))
 
     def _generator_step(self, batch_size, labels=None, after=(), real=None):
-        z = _after(after, self.sample_z(batch_size))
+        z = passes.after(after, self.sample_z(batch_size))
         g_loss, grads, _ = self._accumulate(
             self._generator_loss, (z, labels, self.sample_augment_draws(batch_size), real),
             self.generator.trainable_variables, self.g_optimizer,
@@ -415,7 +322,8 @@ class GANTrainer(keras.Model):
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.g_loss_tracker.update_state(g_loss)
         if self.ema_generator is not None:
-            self._update_average()
+            averaging.update_average(self.ema_generator, self.generator, self.ema_decay,
+                                     self.g_optimizer.iterations.value)
 
     def _generator_loss(self, z, labels, draws, real):
         """G's loss on ``z``, plus the feature-matching term against ``real`` when it is on."""
@@ -437,31 +345,9 @@ class GANTrainer(keras.Model):
         return self.critic_features(audio if labels is None else [audio, labels], training=True)
 
     def average_decay(self, updates):
-        """The averaging decay after ``updates`` generator updates (see the module doc)."""
-        updates = ops.cast(updates, "float32")
-        return ops.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
-
-    def _update_average(self):
-        """Moves ``ema_generator`` towards G after a generator update. Under a distribution
-        strategy every device's copy of the (mirrored) average moves towards that device's copy
-        of G, which holds the same values, so the copies stay equal."""
-        pairs = [(average.value, weight.value, weight.trainable) for average, weight in
-                 zip(self.ema_generator.weights, self.generator.weights)]
-
-        def move(average, weight, updates):
-            decay = ops.cast(self.average_decay(updates), average.dtype)
-            return average.assign(decay * average + (1.0 - decay) * weight)
-
-        def copy(average, weight, updates):
-            return average.assign(weight)
-
-        def update_all(strategy, pairs, updates):
-            for average, weight, trainable in pairs:
-                strategy.extended.update(average, move if trainable else copy,
-                                         args=(weight, updates), group=False)
-
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            update_all, tf.distribute.get_strategy(), pairs, self.g_optimizer.iterations.value)
+        """The averaging decay after ``updates`` generator updates (see
+        :func:`wavegan_tf.training.averaging.average_decay`)."""
+        return averaging.average_decay(self.ema_decay, updates)
 
     def _accumulate(self, loss_fn, inputs, variables, optimizer, models, after, weight=1.0):
         """The batch mean of ``loss_fn(*inputs)`` and the gradients of ``weight`` times it.
@@ -479,18 +365,18 @@ class GANTrainer(keras.Model):
         once and hold all their activations together.
         """
         parts = self.micro_batches
-        states = _seed_states(models) if parts > 1 else []
+        states = passes.seed_states(models) if parts > 1 else []
         after = list(after) + [state for _, state in states]
         total, grads = 0.0, None
-        for index, part in enumerate(_split_rows(inputs, parts)):
+        for index, part in enumerate(passes.split_rows(inputs, parts)):
             if index:
                 for generator, state in states:
                     generator.state.assign(state)
-            with _after_context(after), tf.GradientTape() as tape:
+            with passes.after_context(after), tf.GradientTape() as tape:
                 value = loss_fn(*part) / parts
-                scaled_loss = optimizer.scale_loss(_replica_share(weight * value))
+                scaled_loss = optimizer.scale_loss(replicas.replica_share(weight * value))
             part_grads = tape.gradient(scaled_loss, variables)
-            grads = _add_gradients(grads, part_grads)
+            grads = passes.add_gradients(grads, part_grads)
             total = total + value
             after = [t for t in tf.nest.flatten(part_grads, expand_composites=True)
                      if t is not None]
@@ -516,169 +402,6 @@ class GANTrainer(keras.Model):
         return cls(**config)
 
 
-def _check_conditioning(generator, discriminator, num_classes):
-    """ValueError unless G and D take a label (a second input) exactly when ``num_classes``."""
-    check_num_classes(num_classes)
-    for role, model in (("generator", generator), ("discriminator", discriminator)):
-        takes_label = len(getattr(model, "inputs", None) or [None]) == 2
-        if takes_label != bool(num_classes):
-            raise ValueError(
-                f"the {role} {'takes' if takes_label else 'does not take'} a label input but "
-                f"num_classes={num_classes!r}; build G and D with the same num_classes as the "
-                "trainer")
-
-
-def _feature_model(discriminator):
-    """A model sharing D's layers that returns every LeakyReLU activation of D, then its logit
-    (what the feature-matching term compares)."""
-    outputs = [layer.output for layer in discriminator.layers
-               if isinstance(layer, LeakyReLU)]
-    if not outputs:
-        raise ValueError("feature_matching needs a discriminator with LeakyReLU activations")
-    return keras.Model(discriminator.inputs, outputs + [discriminator.output],
-                       name="critic_features")
-
-
-def _example_rank(discriminator):
-    """Axes of one example D takes (its first input without the batch axis); 2 (audio) for a
-    model without a known input."""
-    inputs = getattr(discriminator, "inputs", None)
-    return len(inputs[0].shape) - 1 if inputs else 2
-
-
-def check_ema_decay(ema_decay):
-    """ValueError naming ``ema_decay`` unless it is 0 (off) or in (0, 1)."""
-    if not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be 0 (no weight averaging) or in (0, 1), e.g. 0.999; "
-                         f"got ema_decay={ema_decay!r}")
-
-
-def _untrained_copy(generator):
-    """A copy of ``generator`` with its weights, marked non-trainable (the weight average)."""
-    copy = keras.models.clone_model(generator)
-    for average, weight in zip(copy.weights, generator.weights):
-        average.assign(weight)
-    copy.trainable = False
-    return copy
-
-
-def _after(tensors, value):
-    """``value`` as an identity that runs only after ``tensors`` exist (none: ``value``)."""
-    if not tensors:
-        return value
-    with tf.control_dependencies(tensors):
-        return tf.identity(value)
-
-
 def _row(stack, i):
     """Row ``i`` of ``stack``, or None when there is no stack (unconditional labels)."""
     return None if stack is None else stack[i]
-
-
-def _after_context(tensors):
-    """A context in which every new op runs only after ``tensors`` exist (none: no effect)."""
-    return tf.control_dependencies(tensors) if tensors else contextlib.nullcontext()
-
-
-def _split_rows(inputs, parts):
-    """``parts`` tuples of equal row slices of ``inputs``; None entries stay None."""
-    if parts == 1:
-        return [tuple(inputs)]
-    columns = [[None] * parts if x is None else ops.split(x, parts, axis=0) for x in inputs]
-    return list(zip(*columns))
-
-
-def _add_gradients(total, grads):
-    """Elementwise sum of two gradient lists; None (no gradient) counts as zero.
-
-    Each sum ends in a ``Snapshot`` (no copy: it takes over the sum's buffer) so that the
-    graph optimizer cannot merge a critic update's chain of sums into one ``AddN``: its memory
-    optimizer turns such an ``AddN`` into an accumulator whose zero initial value becomes a
-    constant of the graph, held for the whole run (92 MiB at d=64)."""
-    if total is None:
-        return list(grads)
-    summed = []
-    for a, b in zip(total, grads):
-        if a is None or b is None:
-            summed.append(b if a is None else a)
-        else:
-            summed.append(tf.raw_ops.Snapshot(
-                input=tf.convert_to_tensor(a) + tf.convert_to_tensor(b)))
-    return summed
-
-
-def _seed_states(models):
-    """``(seed_generator, copy of its state)`` for every seeded layer of ``models``.
-
-    A real copy: a plain read may share the variable's buffer, which the next draw overwrites.
-    """
-    states = []
-    for model in models:
-        for layer in _all_layers(model):
-            generator = getattr(layer, "seed_generator", None)
-            if isinstance(generator, keras.random.SeedGenerator):
-                state = tf.raw_ops.DeepCopy(x=ops.convert_to_tensor(generator.state))
-                states.append((generator, state))
-    return states
-
-
-def _all_layers(model):
-    for layer in getattr(model, "layers", ()):
-        yield layer
-        yield from _all_layers(layer)
-
-
-def _replica_share(loss):
-    """``loss`` divided by the number of replicas in sync (unchanged on a single device).
-
-    Keras optimizers all-reduce gradients with a sum, so each replica differentiates its share
-    of the global mean; the sum is then the gradient of the global-batch mean.
-    """
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss if replicas == 1 else loss / replicas
-
-
-def _replica_rows(batch_size, draw):
-    """``draw(batch_size)`` on one device; inside a replica, this replica's rows of a draw for
-    the global batch.
-
-    ``draw(n)`` must give the same ``n`` rows on every replica (a seed generator whose state is
-    mirrored), so replica ``r`` of ``R`` gets rows ``[r * batch_size, (r + 1) * batch_size)``
-    of the global draw: different rows on every replica, and the same values as one device
-    drawing for the whole global batch.
-    """
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return draw(batch_size)
-    rows = draw(batch_size * context.num_replicas_in_sync)
-    start = context.replica_id_in_sync_group * batch_size
-    return rows[start:start + batch_size]
-
-
-def _fit_reduces_along_axis_0(strategy):
-    """Whether Keras's fit averages train_step's outputs with ``strategy.reduce("MEAN", value,
-    axis=0)``, which rejects scalars (tensorflow/tensorflow#72388): multi-worker
-    ``MultiWorkerMirroredStrategy``, by the test Keras itself makes. The metrics are then
-    returned as ``[1]`` vectors, which that reduction turns into the scalar global means.
-    """
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return False
-    return bool(strategy.extended._in_multi_worker_mode())
-
-
-def _with_loss_scaling(optimizer):
-    """Wraps ``optimizer`` in a LossScaleOptimizer under a float16 policy, else returns it."""
-    float16 = keras.mixed_precision.global_policy().compute_dtype == "float16"
-    if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def critic_batches(dataset, n_critic):
-    """Groups a dataset of ``[batch, time, channels]`` batches into ``n_critic``-stacks.
-
-    The result feeds :class:`GANTrainer` so that every critic update sees its own real batch.
-    A dataset of ``(audio, label)`` batches gives ``(audio, label)`` stacks,
-    ``[n_critic, batch, time, channels]`` and ``[n_critic, batch]``.
-    """
-    return dataset.batch(n_critic, drop_remainder=True)
