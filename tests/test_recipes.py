@@ -193,7 +193,8 @@ def test_recipe_values_yield_to_given_ones_and_unknown_recipes_are_named():
 
 def test_benchmark_variants_take_the_recipe_and_config_fields():
     configs = variant_configs(["baseline", "fast+r1_gamma=10", "loss=hinge+n_critic=1",
-                               "fast+spectral_heads="], 0.999, [])
+                               "fast+spectral_heads=", "spectral_heads=256:1024"], 0.999, [])
+    assert configs["spectral_heads=256:1024"] == {"spectral_heads": [256, 1024]}
     assert configs["baseline"] == {}
     assert configs["fast+r1_gamma=10"]["r1_gamma"] == 10.0
     assert configs["fast+r1_gamma=10"]["loss"] == "hinge"

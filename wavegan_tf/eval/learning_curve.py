@@ -73,7 +73,8 @@ def _with_recipe(values):
 
 def _field_setting(part):
     """``{field: value}`` for a ``field=value`` part naming a GANConfig field, the value parsed
-    as the field's default is typed (lists: ``a,b`` split on commas); else None."""
+    as the field's default is typed (lists: ``a:b`` or ``a,b``, since ``--variants`` itself is
+    split on commas); else None."""
     name, sep, text = part.partition("=")
     fields = {f.name for f in dataclasses.fields(GANConfig)}
     if not sep or name not in fields:
@@ -83,7 +84,8 @@ def _field_setting(part):
         if isinstance(current, bool):
             value = {"true": True, "false": False}[text.lower()]
         elif isinstance(current, list):
-            value = [int(v) if v.lstrip("-").isdigit() else v for v in text.split(",") if v]
+            items = text.replace(":", ",").split(",")
+            value = [int(v) if v.lstrip("-").isdigit() else v for v in items if v]
         elif isinstance(current, int):
             value = int(text)
         elif isinstance(current, float) or current is None:
