@@ -7,7 +7,8 @@ The names here are the public API: models and their layer (``build_generator``,
 ``griffin_lim``), the trainer of both families and its settings (``GANTrainer``, ``GANConfig``,
 ``LOSSES``; ``WaveGAN`` and ``WaveGANConfig`` are their names before 0.2), the data
 (``audio_dataset``, ``critic_batches``), a whole run (``train``), and using a trained one
-(``load_generator``, ``export_generator``, ``sample_z``, ``interpolate_z``).
+(``load_generator``, ``export_generator``, ``sample_z``, ``interpolate_z``), and the models
+that ship with it (``load_pretrained``, ``pretrained_models``).
 
 The package is arranged by stage, each importing only the stages before it: ``files`` (atomic
 writes, locks, JSON), ``cpu`` (convolution formulations, allocator, precision), ``audio``
@@ -26,6 +27,8 @@ from wavegan_tf.nets.specgan_models import (build_audio_generator, build_specgan
                                             build_specgan_generator)
 from wavegan_tf.runs import train
 from wavegan_tf.serving.export import export_generator
+from wavegan_tf.serving.loading import load_pretrained
+from wavegan_tf.serving.pretrained import names as pretrained_models
 from wavegan_tf.training.checkpoints import load_generator
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.training.feeding import critic_batches
@@ -58,6 +61,8 @@ __all__ = [
     "griffin_lim",
     "interpolate_z",
     "load_generator",
+    "load_pretrained",
+    "pretrained_models",
     "sample_z",
     "train",
 ]

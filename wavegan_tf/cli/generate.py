@@ -2,9 +2,12 @@
 
 Installed as the command wavegan-generate; in a source checkout also python generate.py.
 
-The model is a training directory (G from its newest checkpoint), its export/ folder, or any
-SavedModel written by wavegan_tf.serving.export. Examples:
+The model is a training directory (G from its newest checkpoint), its export/ folder, any
+SavedModel written by wavegan_tf.serving.export, or a model that ships with the package
+(pretrained:digits, pretrained:drums; --list_pretrained lists them). Examples:
 
+  python generate.py --model pretrained:drums --n 8
+  python generate.py --list_pretrained
   python generate.py --model runs/sc09 --n 16 --out_dir samples
   python generate.py --model runs/sc09/export --seed 7 --z_out z.npy --concat
   python generate.py --model runs/sc09 --z_in z.npy --out_dir again
@@ -34,14 +37,18 @@ from absl import app, flags
 from wavegan_tf.audio import plots, wav_io
 from wavegan_tf.cli import run_program
 from wavegan_tf.cli.generate_wavs import WAV_ONLY_FLAGS, check_no_wav_options, run_generation
-from wavegan_tf.serving import generation, loading, tflite_export, web_export
+from wavegan_tf.serving import generation, loading, pretrained, tflite_export, web_export
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string(
     "model", None,
     "A training directory (uses its newest checkpoint), its export/ folder, any SavedModel "
-    "exported by wavegan_tf, or a .tflite file written by --tflite.")
+    "exported by wavegan_tf, a .tflite file written by --tflite, or pretrained:NAME, a model "
+    "that ships with the package (see --list_pretrained).")
+flags.DEFINE_boolean(
+    "list_pretrained", False,
+    "List the pretrained models that ship with the package, with their model cards, and exit.")
 flags.DEFINE_integer(
     "n", None,
     f"Number of clips drawn at random (default {generation.DEFAULT_NUM_CLIPS}); not allowed "
@@ -100,7 +107,6 @@ flags.DEFINE_string(
     "plot_data_dir", None,
     "With --plot: a folder of real audio (e.g. the training data); as many real clips, cut "
     "at random (seeded by --seed), are drawn beside the generated ones.")
-flags.mark_flag_as_required("model")
 
 
 def _given(names):
@@ -128,6 +134,13 @@ def write_tflite(path):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.list_pretrained:
+        print("\n".join(pretrained.describe(name) for name in pretrained.names())
+              or "no pretrained models in this installation")
+        return 0
+    if FLAGS.model is None:
+        raise app.UsageError("--model is required (a training directory, an export, a .tflite "
+                             "file or pretrained:NAME; see --list_pretrained)")
     if FLAGS.web is not None and FLAGS.tflite is not None:
         raise app.UsageError("--web and --tflite are exclusive: write one at a time")
     if FLAGS["tflite_weights"].present and FLAGS.tflite is None:

@@ -45,6 +45,7 @@ from wavegan_tf.training.config import CONFIG_FILENAME, GANConfig
 from wavegan_tf.cpu.dtype_policy import global_dtype_policy
 from wavegan_tf.nets.specgan_models import audio_generator_moments
 from wavegan_tf.audio.spectrogram import MOMENTS_FILENAME
+from wavegan_tf.serving import pretrained
 
 EXPORT_SUBDIR = "export"
 KERAS_FILENAME = "generator.keras"
@@ -211,7 +212,8 @@ def read_metadata(export_dir):
 
 
 def load_keras_generator(path):
-    """``(config, generator, step)`` of a training directory or an export folder.
+    """``(config, generator, step)`` of a training directory, an export folder or a pretrained
+    model (``pretrained:NAME``, :mod:`wavegan_tf.serving.pretrained`).
 
     A training directory (it has ``config.json``) gives G from its newest usable checkpoint; an
     export gives ``generator.keras`` (loaded with safe mode on) with the config and step of its
@@ -220,6 +222,8 @@ def load_keras_generator(path):
     a missing path and ValueError for a folder that is neither, or an export without
     ``generator.keras``.
     """
+    if pretrained.is_pretrained(path):
+        return pretrained.load(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model path {path!r} does not exist")
     if os.path.isfile(os.path.join(path, CONFIG_FILENAME)):

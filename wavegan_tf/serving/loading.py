@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from wavegan_tf.nets.latent import check_z
-from wavegan_tf.serving import tflite_export
+from wavegan_tf.serving import pretrained, tflite_export
 from wavegan_tf.serving.export import AUDIO_ATTRIBUTES, SERVING_SIGNATURE
 from wavegan_tf.training.checkpoints import load_generator
 from wavegan_tf.training.config import CONFIG_FILENAME
@@ -110,6 +110,8 @@ def load_model_for_generation(path):
     export or is damaged, a training directory whose checkpoints are all damaged
     (wavegan_tf.training.checkpoints.CorruptCheckpointError), or a path that is none of these.
     """
+    if pretrained.is_pretrained(path):
+        return _from_keras(path, *pretrained.load(path))
     if not os.path.exists(path):
         raise FileNotFoundError(f"model path {path!r} does not exist")
     if os.path.isfile(path) and path.endswith(tflite_export.TFLITE_SUFFIX):
@@ -125,14 +127,17 @@ def load_model_for_generation(path):
 
 
 def _from_train_dir(train_dir):
-    config, generator, step = load_generator(train_dir)
+    return _from_keras(train_dir, *load_generator(train_dir))
 
+
+def _from_keras(source, config, generator, step):
+    """A GenerationModel of a Keras model from z to audio and its run's config."""
     def audio_fn(*inputs):
         return generator(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
 
     return GenerationModel(
         audio_fn, sample_rate=config.sample_rate, latent_dim=config.latent_dim,
-        slice_len=config.slice_len, num_channels=config.num_channels, source=train_dir,
+        slice_len=config.slice_len, num_channels=config.num_channels, source=source,
         step=step, class_names=config.class_names if config.conditional else None)
 
 
@@ -211,3 +216,11 @@ def _serving_signature(loaded, path):
         raise ValueError(f"SavedModel {path!r}: its {SERVING_SIGNATURE!r} signature takes "
                          f"{inputs} and returns {output_names}; expected {expected}")
     return signature
+
+
+def load_pretrained(name):
+    """A pretrained model that ships with the package (``"digits"``, ``"drums"``, or
+    ``"pretrained:NAME"``) as a :class:`GenerationModel`; ValueError listing the known names
+    for an unknown one. No training and no network."""
+    return load_model_for_generation(name if pretrained.is_pretrained(name)
+                                     else pretrained.PREFIX + name)
