@@ -1,4 +1,5 @@
-"""generate.py and wavegan_tf.serving.generation: WAVs from a training directory or an export."""
+"""generate.py, its WAV writing (wavegan_tf.cli.generate_wavs, wavegan_tf.serving.generation) and
+model loading (wavegan_tf.serving.loading): WAVs from a training directory or an export."""
 
 import os
 import re

@@ -11,6 +11,8 @@ Scripts that start absl themselves (those in ``bench/``) pass :func:`parse_flags
 ``app.run(main, flags_parser=parse_flags)`` for the same exit status. A new
 program follows the same pattern: a module with its flags, ``main`` and
 ``def run(): run_program(main, __name__)``, a line under ``[project.scripts]`` and a root shim.
+``generate_wavs`` is the WAV writing of ``generate.py`` without its flags, so that tests and
+notebooks can import it beside another program's flags.
 
 The root shims set ``TF_CPP_MIN_LOG_LEVEL=2`` before anything imports TensorFlow, which hides
 TensorFlow's start-up notices; a console command imports the package first, so set it in the
