@@ -18,13 +18,21 @@ evaluation and export) and ``cli``.
 """
 
 from wavegan_tf.audio.data import audio_dataset
-from wavegan_tf.audio.spectrogram import (AudioToSpectrogram, SpectrogramMoments,
-                                          SpectrogramToAudio, compute_moments, griffin_lim)
+from wavegan_tf.audio.spectrogram import (
+                                          AudioToSpectrogram,
+                                          SpectrogramMoments,
+                                          SpectrogramToAudio,
+                                          compute_moments,
+                                          griffin_lim,
+)
 from wavegan_tf.nets.latent import interpolate_z, sample_z
 from wavegan_tf.nets.models import build_discriminator, build_generator
 from wavegan_tf.nets.phase_shuffle import PhaseShuffle
-from wavegan_tf.nets.specgan_models import (build_audio_generator, build_specgan_discriminator,
-                                            build_specgan_generator)
+from wavegan_tf.nets.specgan_models import (
+                                          build_audio_generator,
+                                          build_specgan_discriminator,
+                                          build_specgan_generator,
+)
 from wavegan_tf.runs import train
 from wavegan_tf.serving.export import export_generator
 from wavegan_tf.serving.loading import load_pretrained

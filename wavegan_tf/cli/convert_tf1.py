@@ -20,8 +20,8 @@ import sys
 
 from absl import app, flags
 
-from wavegan_tf.serving import tf1_checkpoint
 from wavegan_tf.cli import run_program
+from wavegan_tf.serving import tf1_checkpoint
 
 FLAGS = flags.FLAGS
 

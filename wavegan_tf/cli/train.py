@@ -37,20 +37,20 @@ from absl import app, flags, logging
 from wavegan_tf import runs
 from wavegan_tf.cli import run_program
 from wavegan_tf.nets import models
-from wavegan_tf.training import augment, distribute, losses, recipes, settings as training
+from wavegan_tf.training import augment, distribute, losses, recipes, settings
 from wavegan_tf.training.callbacks import TrainingDiverged
 from wavegan_tf.training.config import MODEL_DEFAULTS, MODELS, GANConfig
 
 FLAGS = flags.FLAGS
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = GANConfig()
-_OPTIONS = training.TrainingOptions()
+_OPTIONS = settings.TrainingOptions()
 
 flags.DEFINE_string(
     "data_dir", None,
     "Folder of training audio, searched recursively (wav, flac, ogg, aiff, mp3). Default: the "
-    f"demo drum dataset in {training.DEMO_DATA_DIR}"
-    f"{'' if os.path.isabs(training.DEMO_DATA_DIR) else ' (under the current directory)'}, "
+    f"demo drum dataset in {settings.DEMO_DATA_DIR}"
+    f"{'' if os.path.isabs(settings.DEMO_DATA_DIR) else ' (under the current directory)'}, "
     "synthesised on first use.")
 flags.DEFINE_string(
     "train_dir", None,
@@ -166,7 +166,7 @@ flags.DEFINE_string("tpu", _OPTIONS.tpu,
                     "With --strategy tpu: the TPU name, grpc:// address, or 'local' on a TPU "
                     "VM (default: found from the environment).")
 flags.DEFINE_enum("mixed_precision", _OPTIONS.mixed_precision,
-                  list(training.MIXED_PRECISION_POLICIES),
+                  list(settings.MIXED_PRECISION_POLICIES),
                   "Compute in bfloat16 or float16 with float32 weights (float16 with loss "
                   "scaling); audio stays float32. mixed_bfloat16 is faster only on GPUs, TPUs "
                   "and CPUs with AVX512_BF16 or AMX; other CPUs emulate it, several times "
@@ -190,7 +190,7 @@ flags.DEFINE_integer("eval_n", _OPTIONS.eval_n,
                      "Clips generated from fixed z at each evaluation.")
 
 CONFIG_FLAGS = tuple(GANConfig.__dataclass_fields__)
-OPTION_FLAGS = tuple(training.TrainingOptions.__dataclass_fields__)
+OPTION_FLAGS = tuple(settings.TrainingOptions.__dataclass_fields__)
 
 
 def given_values(names):
@@ -220,7 +220,7 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(_PackageInfoOnly())
     pylogging.getLogger("tensorflow").setLevel(pylogging.WARNING)
-    train_dir = FLAGS.train_dir or training.default_train_dir()
+    train_dir = FLAGS.train_dir or settings.default_train_dir()
     print(f"train_dir: {train_dir}", flush=True)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

@@ -9,12 +9,21 @@
   ``bench/quality.py``.
 """
 
-from wavegan_tf.eval.classifier import (AudioClassifier, build_classifier, load_classifier,
-                                        save_classifier, train_classifier)
+from wavegan_tf.eval.classifier import (
+                                        AudioClassifier,
+                                        build_classifier,
+                                        load_classifier,
+                                        save_classifier,
+                                        train_classifier,
+)
 from wavegan_tf.eval.features import LogMelSpectrogram
-from wavegan_tf.eval.metrics import (frechet_distance, inception_score,
-                                     mean_nearest_neighbour_distance,
-                                     nearest_neighbour_distances, number_of_different_bins)
+from wavegan_tf.eval.metrics import (
+                                        frechet_distance,
+                                        inception_score,
+                                        mean_nearest_neighbour_distance,
+                                        nearest_neighbour_distances,
+                                        number_of_different_bins,
+)
 from wavegan_tf.eval.scoring import make_eval_fn, score
 
 __all__ = [

@@ -19,10 +19,10 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from wavegan_tf.version import __version__
-from wavegan_tf.files.atomic_files import atomic_output_file
 from wavegan_tf.eval import labelled, metrics
 from wavegan_tf.eval.features import LogMelSpectrogram, default_upper_edge, num_frames
+from wavegan_tf.files.atomic_files import atomic_output_file
+from wavegan_tf.version import __version__
 
 DEFAULT_SLICE_LEN = 16384
 DEFAULT_SAMPLE_RATE = 16000

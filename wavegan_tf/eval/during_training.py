@@ -17,8 +17,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from wavegan_tf.files.atomic_files import atomic_output_dir, atomic_output_file
 from wavegan_tf.cpu.dtype_policy import global_dtype_policy
+from wavegan_tf.files.atomic_files import atomic_output_dir, atomic_output_file
 
 EVAL_LOG_FILENAME = "eval.jsonl"
 BEST_FILENAME = "best.json"

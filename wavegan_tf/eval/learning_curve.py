@@ -23,12 +23,12 @@ import keras
 import numpy as np
 import soxr
 
-from wavegan_tf.nets.latent import sample_z
-from wavegan_tf.eval import audio_stats, classifier as classifier_lib, labelled, metrics
-from wavegan_tf.eval import scoring
+from wavegan_tf.eval import audio_stats, labelled, metrics, scoring
+from wavegan_tf.eval import classifier as classifier_lib
 from wavegan_tf.eval.features import fit_batch
-from wavegan_tf.training.callbacks import MetricSteps
+from wavegan_tf.nets.latent import sample_z
 from wavegan_tf.training import recipes
+from wavegan_tf.training.callbacks import MetricSteps
 from wavegan_tf.training.config import GANConfig
 
 BASELINE = "baseline"

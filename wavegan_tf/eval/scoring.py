@@ -24,13 +24,13 @@ import soxr
 from absl import logging
 
 from wavegan_tf.audio import audio_files
-from wavegan_tf.nets.latent import sample_z
-from wavegan_tf.serving import loading
-from wavegan_tf.files.atomic_files import atomic_output_file
-from wavegan_tf.training.config import CONFIG_FILENAME
 from wavegan_tf.eval import labelled, metrics
 from wavegan_tf.eval.classifier import DEFAULT_BATCH_SIZE, Embeddings, load_classifier
 from wavegan_tf.eval.features import fit_batch
+from wavegan_tf.files.atomic_files import atomic_output_file
+from wavegan_tf.nets.latent import sample_z
+from wavegan_tf.serving import loading
+from wavegan_tf.training.config import CONFIG_FILENAME
 
 PAPER_N = 50000
 DEFAULT_NN_SAMPLES = 1000

@@ -15,11 +15,11 @@ only enters through an inner product with what D saw in the audio.
 import keras
 from keras import layers
 
+from wavegan_tf.cpu.polyphase_conv import PolyphaseConv1D, PolyphaseConv1DTranspose
 from wavegan_tf.nets.leaky_relu import LeakyReLU
 from wavegan_tf.nets.minibatch_std import MinibatchStdDev
 from wavegan_tf.nets.phase_shuffle import PhaseShuffle
 from wavegan_tf.nets.spectral_heads import check_frame_lengths, spectral_logit
-from wavegan_tf.cpu.polyphase_conv import PolyphaseConv1D, PolyphaseConv1DTranspose
 
 SLICE_LENS = (16384, 32768, 65536)
 UPSAMPLE_MODES = ("zeros", "nearest")

@@ -14,9 +14,9 @@ previews, evaluation and exports of a SpecGAN run use.
 import keras
 from keras import layers
 
+from wavegan_tf.audio.spectrogram import GRIFFIN_LIM_ITERS, NUM_BINS, SpectrogramToAudio, num_frames
 from wavegan_tf.nets.leaky_relu import LeakyReLU
 from wavegan_tf.nets.models import UPSAMPLE_MODES, check_positive
-from wavegan_tf.audio.spectrogram import GRIFFIN_LIM_ITERS, NUM_BINS, SpectrogramToAudio, num_frames
 
 SPECGAN_SLICE_LEN = 16384
 SPECGAN_KERNEL_LEN = 5

@@ -37,15 +37,15 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from wavegan_tf.version import __version__
-from wavegan_tf.files.atomic_files import atomic_output_dir
+from wavegan_tf.audio.spectrogram import MOMENTS_FILENAME
 from wavegan_tf.cpu.bfloat16_support import warn_if_emulated
+from wavegan_tf.cpu.dtype_policy import global_dtype_policy
+from wavegan_tf.files.atomic_files import atomic_output_dir
+from wavegan_tf.nets.specgan_models import audio_generator_moments
+from wavegan_tf.serving import pretrained
 from wavegan_tf.training.checkpoints import load_generator
 from wavegan_tf.training.config import CONFIG_FILENAME, GANConfig
-from wavegan_tf.cpu.dtype_policy import global_dtype_policy
-from wavegan_tf.nets.specgan_models import audio_generator_moments
-from wavegan_tf.audio.spectrogram import MOMENTS_FILENAME
-from wavegan_tf.serving import pretrained
+from wavegan_tf.version import __version__
 
 EXPORT_SUBDIR = "export"
 KERAS_FILENAME = "generator.keras"

@@ -43,8 +43,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wavegan_tf.training import checkpoints
 from wavegan_tf.files.atomic_files import atomic_output_dir, atomic_output_file
+from wavegan_tf.training import checkpoints
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.training.settings import TrainingOptions
 

@@ -32,8 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from wavegan_tf.files.atomic_files import atomic_output_file
-from wavegan_tf.serving.export import export_metadata, load_keras_generator
 from wavegan_tf.files.json_files import read_json
+from wavegan_tf.serving.export import export_metadata, load_keras_generator
 
 TFLITE_SUFFIX = ".tflite"
 METADATA_SUFFIX = ".json"

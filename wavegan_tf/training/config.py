@@ -9,17 +9,21 @@ import dataclasses
 import json
 import os
 
-from wavegan_tf.training import losses
 from wavegan_tf.files.atomic_files import atomic_output_file
+from wavegan_tf.files.json_files import read_json
+from wavegan_tf.nets.models import build_discriminator, build_generator
+from wavegan_tf.nets.specgan_models import (
+    SPECGAN_KERNEL_LEN,
+    SPECGAN_SLICE_LEN,
+    build_audio_generator,
+    build_specgan_discriminator,
+    build_specgan_generator,
+)
+from wavegan_tf.nets.spectral_heads import check_frame_lengths
+from wavegan_tf.training import losses
 from wavegan_tf.training.augment import check_policies
 from wavegan_tf.training.averaging import check_ema_decay
 from wavegan_tf.training.gan import GANTrainer
-from wavegan_tf.files.json_files import read_json
-from wavegan_tf.nets.models import build_discriminator, build_generator
-from wavegan_tf.nets.spectral_heads import check_frame_lengths
-from wavegan_tf.nets.specgan_models import (SPECGAN_KERNEL_LEN, SPECGAN_SLICE_LEN,
-                                       build_audio_generator, build_specgan_discriminator,
-                                       build_specgan_generator)
 
 CONFIG_FILENAME = "config.json"
 # The two models of the paper: WaveGAN (audio) and SpecGAN (spectrograms, Griffin-Lim).

@@ -12,9 +12,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from wavegan_tf.nets.models import check_conditioning, check_positive, critic_features
 from wavegan_tf.training import augment as augmentation
 from wavegan_tf.training import averaging, feeding, losses, passes, replicas
-from wavegan_tf.nets.models import check_conditioning, check_positive, critic_features
 
 
 @keras.saving.register_keras_serializable(package="wavegan_tf", name="WaveGAN")

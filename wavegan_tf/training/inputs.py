@@ -17,8 +17,11 @@ from absl import logging
 from wavegan_tf.audio.data import audio_dataset, check_class_names
 from wavegan_tf.audio.spectrogram import audio_to_spectrogram, compute_moments
 from wavegan_tf.training import checkpoints
-from wavegan_tf.training.distribute import (distributed_audio_dataset, make_strategy,
-                                            replica_batch_size)
+from wavegan_tf.training.distribute import (
+    distributed_audio_dataset,
+    make_strategy,
+    replica_batch_size,
+)
 from wavegan_tf.training.feeding import critic_batches
 from wavegan_tf.training.saver import error_reason
 

@@ -24,16 +24,30 @@ from wavegan_tf.files.atomic_files import remove_temp_files
 from wavegan_tf.files.directories import ensure_writable_dir
 from wavegan_tf.files.locks import RunLock
 from wavegan_tf.training import checkpoints, inputs, losses
-from wavegan_tf.training.callbacks import (EveryNSteps, NonFiniteLossCheck, ScalarSummaries,
-                                           StepCounter, StopOnRequest, Throughput,
-                                           TrainingDiverged)
+from wavegan_tf.training.callbacks import (
+    EveryNSteps,
+    NonFiniteLossCheck,
+    ScalarSummaries,
+    StepCounter,
+    StopOnRequest,
+    Throughput,
+    TrainingDiverged,
+)
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.training.distribute import is_chief
-from wavegan_tf.training.previews import (PREVIEWS_SUBDIR, Previewer, load_or_create_preview_z,
-                                          preview_path)
+from wavegan_tf.training.previews import (
+    PREVIEWS_SUBDIR,
+    Previewer,
+    load_or_create_preview_z,
+    preview_path,
+)
 from wavegan_tf.training.saver import CheckpointSaver, StopSignals
-from wavegan_tf.training.settings import (TrainingOptions, default_data_dir, dtype_policy_name,
-                                          resolve_run)
+from wavegan_tf.training.settings import (
+    TrainingOptions,
+    default_data_dir,
+    dtype_policy_name,
+    resolve_run,
+)
 
 LOGS_SUBDIR = "logs"
 # Generator steps per Keras epoch: the length of one progress-bar line.
