@@ -92,3 +92,35 @@ def test_pack_refuses_bad_names_and_cards(tmp_path):
                               text=True, cwd=ROOT, timeout=120)
     assert bad_card.returncode == 1 and "must hold a JSON object" in bad_card.stderr
     assert not (tmp_path / "models").exists()
+
+
+def test_pack_takes_the_benchmark_scores_of_its_variant(packed, tmp_path):
+    run, _ = packed
+    report = {"peak_gflops": 123.4, "real": {"inception_score": 8.2, "fid": 5.6},
+              "configs": {"run": {"loss": "wgan-gp"}},
+              "curves": {"run": [{"step": 0, "minutes": 0.0, "inception_score": 1.0},
+                                 {"step": 40, "minutes": 3.5, "inception_score": 2.5,
+                                  "fid": 900.0, "classes_present": 6}]}}
+    quality = tmp_path / "quality.json"
+    quality.write_text(json.dumps(report))
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"description": "with scores"}))
+    root = tmp_path / "models"
+    command = [sys.executable, "-m", "wavegan_tf.cli.pack_pretrained", f"--model={run}",
+               "--name=scored", f"--card={card}", f"--root={root}"]
+    proc = subprocess.run(command + [f"--quality_json={quality}"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    written = pretrained.card("scored", str(root))
+    assert written["scores"] == {"inception_score": 2.5, "fid": 900.0, "classes_present": 6}
+    assert written["real_scores"] == {"inception_score": 8.2, "fid": 5.6}
+    assert (written["minutes"], written["benchmark_steps"], written["peak_gflops"]) == \
+        (3.5, 40, 123.4)
+    assert written["settings"] == {"loss": "wgan-gp"}
+    report["curves"] = {"other": report["curves"]["run"]}
+    quality.write_text(json.dumps(report))
+    refused = subprocess.run(command + ["--name=again", f"--quality_json={quality}"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert refused.returncode == 1
+    assert "has no curve for variant 'run'" in refused.stderr
+    assert pretrained.names(str(root)) == ["scored"]
