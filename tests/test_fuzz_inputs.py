@@ -8,7 +8,8 @@ file with one line naming it, allocate nothing from a header's claim (tracemallo
 process's peak RSS), and the pipeline must still batch the good files. The same goes for
 ``--z_in`` files, ``config.json`` / ``training.json``, the web page's ``manifest.json`` and
 TF1 checkpoints with missing or wrongly shaped variables. Example counts are kept small
-(:data:`FEW`, :data:`SOME`) so the module runs in well under a minute.
+(:data:`FEW`, :data:`SOME`) so the module runs in well under a minute; ``WAVEGAN_FUZZ_SCALE``
+multiplies them.
 """
 
 import json
@@ -28,8 +29,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from wavegan_tf.audio import audio_files, data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FEW = 15
-SOME = 40
+# WAVEGAN_FUZZ_SCALE=10 runs ten times as many examples (a longer fuzzing session).
+SCALE = int(os.environ.get("WAVEGAN_FUZZ_SCALE", "1"))
+FEW = 15 * SCALE
+SOME = 40 * SCALE
 
 
 def fuzz(examples):
@@ -423,3 +426,432 @@ def _claim_npy_shape(path, shape, descr="<f4"):
         text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
         f.seek(10)
         f.write(text.encode("latin1").ljust(length - 1) + b"\n")
+
+
+# -- z files (--z_in) ---------------------------------------------------------------------------
+
+def _npy_header(descr, shape, fortran=False, version=1, length=None):
+    text = f"{{'descr': {descr!r}, 'fortran_order': {fortran}, 'shape': {shape}, }}"
+    text = text.encode("latin1")
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    size = len(text) if length is None else length
+    if version == 1:
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", size % 2**16) + text
+    return b"\x93NUMPY" + bytes([version, 0]) + struct.pack("<I", size) + text
+
+
+@st.composite
+def z_files(draw):
+    kind = draw(st.sampled_from(["array", "header", "bytes", "npz"]))
+    if kind == "array":  # a real .npy of any shape and type, NaN and infinities included
+        rows, cols = draw(st.integers(0, 3)), draw(st.sampled_from([0, 3, 8, 9]))
+        dtype = draw(st.sampled_from(["<f4", "<f8", ">f4", "<i4", "|b1", "<c8", "<U3"]))
+        values = draw(st.lists(st.floats(-1e6, 1e6) | st.sampled_from([np.nan, np.inf]),
+                               min_size=rows * cols, max_size=rows * cols))
+        array = np.array(values, dtype=np.float64).reshape(rows, cols)
+        if dtype == "<U3":
+            array = array.astype("<U3")
+        else:
+            with np.errstate(invalid="ignore", over="ignore"):
+                array = array.astype(dtype)
+        if draw(st.booleans()):
+            array = array.reshape(-1)
+        buffer = __import__("io").BytesIO()
+        np.save(buffer, array)
+        return buffer.getvalue()
+    if kind == "header":  # a header that lies about the data behind it
+        shape = tuple(draw(st.lists(st.one_of(st.integers(-3, 16), st.sampled_from(
+            [2**31, 2**40, 2**62])), max_size=3)))
+        descr = draw(st.sampled_from(["<f4", "<f8", "|O", "<U3", "|V8", "<c16", "bogus"]))
+        header = _npy_header(descr, shape, draw(st.booleans()), draw(st.sampled_from([1, 2, 3])),
+                             draw(st.one_of(st.none(), u32)))
+        return header + draw(st.binary(max_size=300))
+    if kind == "npz":
+        buffer = __import__("io").BytesIO()
+        np.savez(buffer, z=np.zeros((2, 8), np.float32))
+        return buffer.getvalue()
+    return draw(st.sampled_from([b"\x93NUMPY", b"PK\x03\x04", b""])) + draw(st.binary(max_size=200))
+
+
+def _z_outcome(path):
+    """``load_z`` + ``check_z`` as generate.py runs them: the z, or the error message."""
+    from wavegan_tf.nets.latent import check_z, load_z
+
+    try:
+        return check_z(load_z(path), 8, source=f"z file {path!r}")
+    except (ValueError, FileNotFoundError) as err:
+        return str(err)
+
+
+@fuzz(SOME * 2)
+@given(z_files())
+def test_a_hostile_z_file_is_a_clear_error_naming_it_in_bounded_memory(content):
+    with tempfile.TemporaryDirectory() as directory:
+        path = _write(directory, "z.npy", content)
+        tracemalloc.start()
+        try:
+            outcome = _z_outcome(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < MEMORY_LIMIT, f"{peak / 2**20:.0f} MiB allocated"
+        if isinstance(outcome, str):
+            assert repr(path) in outcome and "\n" not in outcome, outcome
+        else:
+            assert outcome.dtype == np.float32 and outcome.shape[1] == 8
+            assert outcome.shape[0] >= 1 and np.all(np.isfinite(outcome))
+
+
+# -- config.json and training.json ---------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                               max_size=3),
+    max_leaves=6)
+
+
+def _settings_files(fields):
+    names = [f.name for f in fields]
+    plausible = st.one_of(st.integers(-2, 70), st.sampled_from([0.0, 0.5, 1e308, 2**63]),
+                          st.sampled_from(["wavegan", "specgan", "zeros", "nn", "wgan-gp"]),
+                          st.lists(st.text(max_size=3), max_size=3))
+    objects = st.dictionaries(st.sampled_from(names + ["bogus_key"]),
+                              plausible | JSON_VALUES, max_size=4)
+    return st.one_of(objects.map(json.dumps), JSON_VALUES.map(json.dumps),
+                     st.binary(max_size=60),
+                     st.sampled_from(['{"seed": ' + "9" * 5000 + "}", "[" * 100000,
+                                      '{"model_dim": NaN}', '\ufeff{}', '{"model_dim": 1e400}']))
+
+
+def _settings_outcome(load, directory, path):
+    try:
+        return load(directory)
+    except (ValueError, FileNotFoundError) as err:
+        message = str(err)
+        assert repr(path) in message and "\n" not in message, message
+        return message
+
+
+@fuzz(SOME * 3)
+@given(st.data())
+def test_hostile_config_and_training_json_are_clear_errors_naming_the_file(data_strategy):
+    import dataclasses
+
+    from wavegan_tf.training.checkpoints import load_config
+    from wavegan_tf.training.config import CONFIG_FILENAME, GANConfig
+    from wavegan_tf.training.settings import OPTIONS_FILENAME, TrainingOptions
+
+    kind = data_strategy.draw(st.sampled_from(["config", "options"]))
+    cls, name, load = ((GANConfig, CONFIG_FILENAME, load_config) if kind == "config"
+                       else (TrainingOptions, OPTIONS_FILENAME, TrainingOptions.load))
+    content = data_strategy.draw(_settings_files(dataclasses.fields(cls)))
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, name)
+        with open(path, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
+        outcome = _settings_outcome(load, directory, path)
+        assert isinstance(outcome, (str, cls))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from support import make_loud_train_dir
+
+    return make_loud_train_dir(tmp_path_factory.mktemp("fuzz") / "run")
+
+
+CONFIG_CHANGES = {
+    "model_dim": st.one_of(st.integers(-2, 4), st.sampled_from([10**6, 2**31])),
+    "latent_dim": st.one_of(st.integers(-2, 9), st.just(10**9)),
+    "kernel_len": st.one_of(st.integers(-1, 6), st.just(10**7)),
+    "num_channels": st.one_of(st.integers(-1, 3), st.just(10**6)),
+    "slice_len": st.sampled_from([0, 5, 16384, 32768, 65536, 2**40]),
+    "sample_rate": st.sampled_from([-1, 0, 8000, 2**40]),
+    "upsample": st.sampled_from(["zeros", "nn", "bogus"]),
+    "post_proc_filt_len": st.sampled_from([-3, 0, 7, 10**8]),
+    "batchnorm": st.booleans(),
+    "model": st.sampled_from(["wavegan", "specgan", "x"]),
+    "conditional": st.booleans(),
+    "class_names": st.one_of(st.none(), st.lists(st.text(max_size=3), max_size=3)),
+    "phase_shuffle": st.integers(-1, 3),
+}
+
+
+@fuzz(FEW)
+@given(st.dictionaries(st.sampled_from(sorted(CONFIG_CHANGES)), st.just(None), min_size=1,
+                       max_size=3).flatmap(lambda keys: st.fixed_dictionaries(
+                           {k: CONFIG_CHANGES[k] for k in keys})))
+def test_a_run_whose_config_was_edited_loads_or_names_the_file(tiny_run, changes):
+    from wavegan_tf.training.checkpoints import load_generator
+
+    path = os.path.join(tiny_run, "config.json")
+    with open(path) as f:
+        original = f.read()
+    try:
+        with open(path, "w") as f:
+            json.dump(dict(json.loads(original), **changes), f)
+        outcome = []
+
+        def load():
+            try:
+                outcome.append(load_generator(tiny_run))
+            except (ValueError, FileNotFoundError) as err:
+                outcome.append(str(err))
+
+        growth = _peak_rss_growth(load)
+        assert growth < 512 * 2**20, f"peak RSS grew {growth / 2**20:.0f} MiB for {changes}"
+        if isinstance(outcome[0], str):
+            assert repr(path) in outcome[0] and "\n" not in outcome[0], outcome[0]
+    finally:
+        with open(path, "w") as f:
+            f.write(original)
+
+
+# -- TF1 checkpoints ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tf1_tensors(tmp_path_factory):
+    """Every tensor of an original-style checkpoint after 1 step, with its optimizer slots."""
+    import tensorflow as tf
+    from test_convert_tf1 import write_original_checkpoint
+
+    prefix, _ = write_original_checkpoint(str(tmp_path_factory.mktemp("tf1") / "old"), steps=1)
+    reader = tf.train.load_checkpoint(prefix)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def _save_tf1(prefix, tensors):
+    """Writes ``tensors`` as a name-based (TF1 Saver) checkpoint at ``prefix``."""
+    import tensorflow as tf
+
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(tensors[name]) for name in names])
+
+
+MUTATIONS = st.sampled_from(["drop", "reshape", "dtype", "nonfinite", "extra", "step"])
+
+
+@fuzz(FEW)
+@given(st.data())
+def test_a_tf1_checkpoint_with_missing_or_wrong_variables_is_a_clear_error(tf1_tensors,
+                                                                           data_strategy):
+    from wavegan_tf.serving.tf1_checkpoint import convert_checkpoint
+
+    draw = data_strategy.draw
+    tensors = dict(tf1_tensors)
+    names = sorted(tensors)
+    for mutation in draw(st.lists(MUTATIONS, min_size=1, max_size=3)):
+        name = draw(st.sampled_from(names))
+        if mutation == "drop":
+            tensors.pop(name, None)
+        elif mutation == "reshape" and name in tensors:
+            shape = list(np.shape(tensors[name])) or [1]
+            axis = draw(st.integers(0, len(shape) - 1))
+            shape[axis] = draw(st.integers(1, 5))
+            if draw(st.booleans()):
+                shape.append(draw(st.integers(1, 3)))
+            tensors[name] = np.zeros(shape, np.float32)
+        elif mutation == "dtype" and name in tensors:
+            kind = draw(st.sampled_from(["int32", "float64", "bool", "string"]))
+            value = np.asarray(tensors[name])
+            tensors[name] = (np.full(value.shape, b"x", object) if kind == "string"
+                             else np.zeros(value.shape, kind) if value.dtype == object
+                             else value.astype(kind))
+        elif mutation == "nonfinite" and name in tensors and np.size(tensors[name]) and \
+                np.asarray(tensors[name]).dtype != object:
+            value = np.array(tensors[name], np.float32)
+            value.reshape(-1)[0] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+            tensors[name] = value
+        elif mutation == "extra":
+            tensors[draw(st.sampled_from(["G/extra/kernel", "D/downconv_9/conv1d/bias",
+                                          "unrelated"]))] = np.zeros(3, np.float32)
+        elif mutation == "step":
+            tensors["global_step"] = draw(st.sampled_from([
+                np.array([1, 2], np.int64), np.array(b"two", object), np.array(-5, np.int64),
+                np.array(2**62, np.int64), np.array(1.5, np.float32)]))
+    with tempfile.TemporaryDirectory() as directory:
+        prefix = os.path.join(directory, "model.ckpt-1")
+        _save_tf1(prefix, tensors)
+        out = os.path.join(directory, "new")
+        try:
+            result = convert_checkpoint(prefix, out, overrides={
+                name: str(value) for name, value in (
+                    ("wavegan_latent_dim", 8), ("wavegan_dim", 2), ("wavegan_kernel_len", 5),
+                    ("wavegan_disc_nupdates", 2), ("train_batch_size", 2))})
+        except (ValueError, FileNotFoundError) as err:
+            message = str(err)
+            assert repr(prefix) in message and "\n" not in message, message
+            assert not os.path.exists(out) or os.listdir(out) == []
+        else:
+            assert result.step >= 0 and os.path.isfile(os.path.join(out, "config.json"))
+
+
+# -- model cards of pretrained models -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pretrained_root(tiny_run, tmp_path_factory):
+    from wavegan_tf.serving import pretrained
+    from wavegan_tf.training.checkpoints import load_generator
+
+    root = str(tmp_path_factory.mktemp("pretrained"))
+    config, generator, step = load_generator(tiny_run)
+    pretrained.write("tiny", config, generator, step, {"description": "fuzzed"}, root=root)
+    return root
+
+
+@fuzz(FEW)
+@given(st.one_of(
+    st.dictionaries(st.sampled_from(["steps", "model", "model_dim", "minutes", "scores",
+                                     "slice_len", "description"]),
+                    st.one_of(st.integers(-3, 10), st.text(max_size=3), JSON_VALUES),
+                    max_size=4).map(json.dumps),
+    JSON_VALUES.map(json.dumps), st.binary(max_size=40)))
+def test_a_hostile_model_card_is_a_clear_error_naming_it(pretrained_root, content):
+    from wavegan_tf.serving import pretrained
+
+    path = os.path.join(pretrained_root, "tiny", pretrained.CARD_FILENAME)
+    with open(path) as f:
+        original = f.read()
+    try:
+        with open(path, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
+        for action in (lambda: pretrained.describe("tiny", root=pretrained_root),
+                       lambda: pretrained.load("tiny", root=pretrained_root)):
+            try:
+                action()
+            except ValueError as err:
+                assert repr(path) in str(err) and "\n" not in str(err), str(err)
+    finally:
+        with open(path, "w") as f:
+            f.write(original)
+
+
+# -- the web page's manifest.json ---------------------------------------------------------------
+
+# Loads each site folder given on the command line with the page's runtime (web/page/
+# wavegan_runtime.js) under Node, with TensorFlow.js stubbed and fetch reading files; prints
+# one JSON line per folder: {"ok": true} or {"error": message}.
+NODE_HARNESS = r"""
+const fs = require('fs'), vm = require('vm');
+const [runtimePath, ...sites] = process.argv.slice(1);
+global.window = {tf: {tensor: (values, shape) => ({shape: shape})}};
+global.fetch = async (url) => {
+  let data;
+  try { data = fs.readFileSync(url); } catch (err) { return {ok: false, status: 404}; }
+  return {ok: true, status: 200, json: async () => JSON.parse(data.toString('utf8')),
+          arrayBuffer: async () => data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)};
+};
+vm.runInThisContext(fs.readFileSync(runtimePath, 'utf8'));
+(async () => {
+  for (const site of sites) {
+    try {
+      await window.WaveGANRuntime.load(site + '/');
+      console.log(JSON.stringify({ok: true}));
+    } catch (err) {
+      console.log(JSON.stringify({error: String(err && err.message || err)}));
+    }
+  }
+})();
+"""
+NODE = __import__("shutil").which("node")
+
+
+@pytest.fixture(scope="module")
+def web_site(tiny_run):
+    """(manifest, weights bytes) of the tiny run's page."""
+    from wavegan_tf.serving.export import load_keras_generator
+    from wavegan_tf.serving.web_export import site_manifest
+
+    config, generator, step = load_keras_generator(tiny_run)
+    manifest, arrays = site_manifest(config, generator, step, 0, tiny_run)
+    return manifest, b"".join(array.tobytes() for array in arrays)
+
+
+def _manifest_mutation(draw, manifest, weights):
+    """A hostile change of the site: a lying field, a missing one, a cut weights file."""
+    manifest = json.loads(json.dumps(manifest))
+    kind = draw(st.sampled_from(["top", "layer", "weight", "delete", "cut", "bytes"]))
+    lying = st.one_of(JSON_VALUES, st.sampled_from([-4, 3, 2**40, 2**53 + 1, 1.5, "x", None,
+                                                    [2**31, 2**31], ["x"], "../../etc/passwd"]))
+    if kind == "top":
+        manifest[draw(st.sampled_from(["latent_dim", "slice_len", "num_channels", "layers",
+                                       "output", "weights_file", "class_names"]))] = draw(lying)
+    elif kind in ("layer", "weight", "delete"):
+        layer = draw(st.sampled_from(manifest["layers"]))
+        target = layer
+        if kind == "weight" and layer["weights"]:
+            target = draw(st.sampled_from(layer["weights"]))
+        key = draw(st.sampled_from(sorted(target)))
+        if kind == "delete":
+            del target[key]
+        else:
+            target[key] = draw(lying)
+    elif kind == "cut":
+        weights = weights[:draw(st.integers(0, len(weights)))]
+    if kind == "bytes":
+        return draw(st.binary(max_size=50)), weights
+    return json.dumps(manifest).encode(), weights
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js (installed for the web page's runtime)")
+@fuzz(FEW)
+@given(st.data())
+def test_a_hostile_web_manifest_is_an_error_naming_the_file(web_site, data_strategy):
+    manifest, weights = web_site
+    with tempfile.TemporaryDirectory() as directory:
+        sites = []
+        for i in range(8):
+            site = os.path.join(directory, f"site{i}")
+            os.mkdir(site)
+            text, data_bytes = _manifest_mutation(data_strategy.draw, manifest, weights)
+            _write(site, "manifest.json", text)
+            _write(site, "weights.bin", data_bytes)
+            sites.append(site)
+        done = subprocess.run([NODE, "-e", NODE_HARNESS, os.path.join(ROOT, "web", "page",
+                                                                      "wavegan_runtime.js"),
+                               *sites], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        results = [json.loads(line) for line in done.stdout.split("\n") if line]
+        assert len(results) == len(sites)
+        for site, result in zip(sites, results):
+            if "error" in result:  # naming the manifest, or the weights file it names
+                assert site + "/" in result["error"], result["error"]
+                assert "Cannot read properties" not in result["error"], result["error"]
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js (installed for the web page's runtime)")
+def test_the_untouched_web_manifest_loads(web_site, tmp_path):
+    manifest, weights = web_site
+    _write(str(tmp_path), "manifest.json", json.dumps(manifest).encode())
+    _write(str(tmp_path), "weights.bin", weights)
+    done = subprocess.run([NODE, "-e", NODE_HARNESS, os.path.join(ROOT, "web", "page",
+                                                                  "wavegan_runtime.js"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == '{"ok":true}', done.stdout + done.stderr
+
+
+# -- the programs' one-line errors ----------------------------------------------------------------
+
+def test_generate_names_a_bad_z_file_or_config_in_one_error_line(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from support import run_generate_main
+
+    run = str(tmp_path / "run")
+    shutil.copytree(tiny_run, run)
+    out = str(tmp_path / "out")
+    bad_z = _write(str(tmp_path), "z.npy", _npy_header("<f4", (2**31, 8)) + bytes(64))
+    assert run_generate_main(f"--model={run}", f"--out_dir={out}", f"--z_in={bad_z}") == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: cannot read z file ")
+    assert repr(bad_z) in error[0]
+    with open(os.path.join(run, "config.json"), "w") as f:
+        f.write('{"model_dim": "wide"}')
+    assert run_generate_main(f"--model={run}", f"--out_dir={out}") == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f"error: cannot use run configuration "
+                     f"{os.path.join(run, 'config.json')!r}: model_dim must be an integer, "
+                     "got 'wide'"]
+    assert not os.path.exists(out) or os.listdir(out) == []

@@ -24,6 +24,7 @@ import tensorflow as tf
 from absl import logging
 
 from wavegan_tf.audio import audio_files, slicing
+from wavegan_tf.files.npy_files import npy_header_problem
 
 _CACHE_VERSION = 1
 
@@ -294,13 +295,15 @@ def _cached_decode(cache_dir, path, sample_rate, num_channels):
     """Decoded audio of ``path`` from ``cache_dir`` when present, else decoded and stored."""
     entry = os.path.join(cache_dir, _entry_key(path, sample_rate, num_channels) + ".npy")
     try:
-        # Mapped first: a damaged entry whose header claims more than the file holds fails here
-        # instead of allocating the claim; one of another shape or type is decoded again.
-        mapped = np.load(entry, mmap_mode="r", allow_pickle=False)
-        if mapped.dtype == np.float32 and mapped.ndim == 2 and mapped.shape[1] == num_channels \
-                and mapped.shape[0] > 0:
-            return np.array(mapped)
-    except (OSError, ValueError):
+        # Checked and mapped first: a damaged entry whose header claims more than the file holds
+        # fails here instead of allocating the claim; one of another shape or type is decoded
+        # again.
+        if npy_header_problem(entry) is None:
+            mapped = np.load(entry, mmap_mode="r", allow_pickle=False)
+            if mapped.dtype == np.float32 and mapped.ndim == 2 and \
+                    mapped.shape[1] == num_channels and mapped.shape[0] > 0:
+                return np.array(mapped)
+    except Exception:  # noqa: BLE001 -- any damage (numpy raises many kinds): decode again
         pass
     audio = audio_files.decode_audio_file(path, sample_rate, num_channels)
     _atomic_save(entry, audio)

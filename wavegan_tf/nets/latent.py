@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from wavegan_tf.files.atomic_files import atomic_output_file
+from wavegan_tf.files.npy_files import npy_header_problem
 
 
 def sample_z(n, latent_dim, seed):
@@ -39,7 +40,8 @@ def check_z(z, latent_dim, source="z"):
     if z.ndim != 2 or z.shape[0] < 1 or z.shape[1] != latent_dim:
         raise ValueError(f"{source} must have shape [n >= 1, latent_dim={latent_dim}], "
                          f"got {z.shape}")
-    if not np.issubdtype(z.dtype, np.number) or not np.all(np.isfinite(z)):
+    if not np.issubdtype(z.dtype, np.number) or np.iscomplexobj(z) or \
+            not np.all(np.isfinite(z)):
         raise ValueError(f"{source} must hold finite numbers (dtype {z.dtype})")
     return z.astype(np.float32)
 
@@ -49,13 +51,25 @@ def load_z(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"z file {path!r} does not exist")
     try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read z file {path!r} as a .npy array: {err}") from err
+        # The header's length is checked and the data mapped first, so that a file claiming
+        # more than it holds is an error here, not an allocation of the claimed size.
+        problem = npy_header_problem(path)
+        if problem:
+            raise ValueError(problem)
+        z = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as err:  # noqa: BLE001 -- numpy's errors for a damaged file are many
+        # (ValueError, OverflowError, SyntaxError and tokenize's TokenError for a header cut
+        # short or lying, zipfile's BadZipFile for a damaged .npz): each means "not readable".
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(f"cannot read z file {path!r} as a .npy array: {reason}") from None
+    if not isinstance(z, np.ndarray):
+        z.close()
+        raise ValueError(f"z file {path!r} is a .npz archive, not a .npy array: write z with "
+                         "numpy.save (or --z_out)")
     if z.ndim != 2 or z.shape[0] < 1:
         raise ValueError(f"z file {path!r} must hold an array [n >= 1, latent_dim], "
                          f"got shape {z.shape}")
-    return z
+    return np.array(z)
 
 
 def save_z(path, z):

@@ -18,7 +18,8 @@ import numpy as np
 from wavegan_tf.files.atomic_files import atomic_output_dir
 from wavegan_tf.files.json_files import read_json
 from wavegan_tf.nets.latent import sample_z
-from wavegan_tf.training.config import CONFIG_FILENAME, GANConfig
+from wavegan_tf.training.checkpoints import load_config
+from wavegan_tf.training.config import CONFIG_FILENAME
 
 PREFIX = "pretrained:"
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -64,16 +65,25 @@ def load(name, root=PRETRAINED_DIR):
     model from z to audio (float32 weights), as
     :func:`wavegan_tf.training.checkpoints.load_generator` gives for a training directory."""
     path = folder(name, root)
-    config = GANConfig.load(path)
+    info = card(name, root)
+    steps = info.get("steps") if isinstance(info, dict) else None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"model card {os.path.join(path, CARD_FILENAME)!r} has no 'steps' "
+                         f"count (got {steps!r}): the pretrained model {name!r} is damaged")
+    config = load_config(path)
     generator = config.build_audio_generator(config.build_generator(), None)
-    with np.load(os.path.join(path, WEIGHTS_FILENAME)) as stored:
-        weights = [stored[key].astype(np.float32) for key in sorted(stored.files)]
+    weights_path = os.path.join(path, WEIGHTS_FILENAME)
+    try:
+        with np.load(weights_path, allow_pickle=False) as stored:
+            weights = [stored[key].astype(np.float32) for key in sorted(stored.files)]
+    except Exception as err:  # noqa: BLE001 -- a damaged archive fails in many ways
+        raise ValueError(f"cannot read {weights_path!r}: {err}") from None
     expected = [w.shape for w in generator.get_weights()]
     if [w.shape for w in weights] != expected:
         raise ValueError(f"pretrained model {name!r}: {WEIGHTS_FILENAME} does not fit the "
                          f"generator of its {CONFIG_FILENAME}")
     generator.set_weights(weights)
-    return config, generator, int(card(name, root)["steps"])
+    return config, generator, steps
 
 
 def write(name, config, generator, step, card_fields, root=PRETRAINED_DIR):
@@ -110,11 +120,17 @@ def write(name, config, generator, step, card_fields, root=PRETRAINED_DIR):
 def describe(name, root=PRETRAINED_DIR):
     """A few lines about ``name`` for ``generate.py --list_pretrained``."""
     info = card(name, root)
-    scores = info.get("scores", {})
+    if not isinstance(info, dict):
+        raise ValueError(f"model card {os.path.join(folder(name, root), CARD_FILENAME)!r} is "
+                         "not a JSON object")
+    info = {key: info.get(key, "?") for key in ("model", "model_dim", "slice_len",
+                                                "sample_rate", "steps")} | info
+    scores = info.get("scores", {}) if isinstance(info.get("scores"), dict) else {}
     lines = [f"pretrained:{name}: {info.get('description', '')}".rstrip(),
              f"  {info['model']} d={info['model_dim']}, {info['slice_len']} samples at "
              f"{info['sample_rate']} Hz, {info['steps']} steps"
-             + (f" ({info['minutes']:.0f} minutes)" if "minutes" in info else ""),
+             + (f" ({info['minutes']:.0f} minutes)"
+                if isinstance(info.get("minutes"), (int, float)) else ""),
              f"  data: {info.get('data', '?')}; licence: {info.get('licence', '?')}"]
     if scores:
         lines.append("  scores: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else

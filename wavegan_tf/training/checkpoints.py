@@ -21,6 +21,7 @@ checkpoints into ``checkpoints/corrupt/``, deletes the leftovers of interrupted 
 rewrites the state file to match.
 """
 
+import dataclasses
 import glob
 import os
 import re
@@ -30,7 +31,8 @@ import tensorflow as tf
 from absl import logging
 
 from wavegan_tf.files.atomic_files import atomic_output_file
-from wavegan_tf.training.config import GANConfig
+from wavegan_tf.files.json_files import read_fields
+from wavegan_tf.training.config import CONFIG_FILENAME, GANConfig
 from wavegan_tf.audio.spectrogram import MOMENTS_FILENAME, SpectrogramMoments
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -223,6 +225,59 @@ def load_moments(train_dir):
     return SpectrogramMoments.load(path)
 
 
+def load_config(train_dir):
+    """The :class:`GANConfig` of ``train_dir``'s ``config.json``, with every problem of the
+    file (not a JSON object, an unknown key, a value of the wrong type or range) a ValueError
+    naming it, and FileNotFoundError when there is none."""
+    path = os.path.join(train_dir, CONFIG_FILENAME)
+    if not os.path.isfile(path):
+        return GANConfig.load(train_dir)  # its error names the directory
+    values = read_fields(path, "run configuration", dataclasses.fields(GANConfig))
+    try:
+        config = GANConfig.from_dict(values)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"cannot use run configuration {path!r}: {err}") from None
+    problem = _size_problem(config)
+    if problem:
+        raise ValueError(f"cannot use run configuration {path!r}: {problem}")
+    return config
+
+
+# Most weights a config may describe before anything is built (2**30: 4 GiB of float32, thirty
+# times the paper's G and D, model_dim 256 fits): more means a damaged or hostile config.json,
+# which must not make a loader allocate what it claims.
+MAX_CONFIG_WEIGHTS = 2**30
+# libsndfile's most channels of a file.
+MAX_CHANNELS = 1024
+_SIZE_FIELDS = ("slice_len", "sample_rate", "num_channels", "model_dim", "latent_dim",
+                "kernel_len")
+
+
+def _size_problem(config):
+    """Why ``config``'s sizes cannot be built (non-positive, or far too many weights), or None."""
+    for name in _SIZE_FIELDS:
+        if getattr(config, name) < 1:
+            return f"{name} must be >= 1, got {getattr(config, name)!r}"
+    if config.num_channels > MAX_CHANNELS:
+        return f"num_channels={config.num_channels} is more than audio files hold ({MAX_CHANNELS})"
+    if config.post_proc_filt_len > config.slice_len:
+        return (f"post_proc_filt_len={config.post_proc_filt_len} is longer than the clips "
+                f"(slice_len={config.slice_len})")
+    d, k = config.model_dim, config.kernel_len
+    classes = len(config.class_names or ())
+    # About the weights of G and D: the dense layers, the convolutions (16d x 8d down to d x
+    # channels, twice), the label embedding and the post-processing filter.
+    channels = config.num_channels
+    weights = (config.latent_dim + classes + 2) * 256 * d + 340 * k * d * d \
+        + 8 * k * d * channels + classes * config.latent_dim \
+        + config.post_proc_filt_len * channels ** 2
+    if weights > MAX_CONFIG_WEIGHTS:
+        return (f"its sizes (model_dim={d}, kernel_len={k}, latent_dim={config.latent_dim}, "
+                f"num_channels={config.num_channels}) describe about {weights:.2e} weights, more "
+                f"than {MAX_CONFIG_WEIGHTS:.2e}: the file is damaged")
+    return None
+
+
 def load_generator(train_dir, averaged=True):
     """Rebuilds G from ``train_dir``'s config and restores it from the newest usable checkpoint.
 
@@ -233,16 +288,26 @@ def load_generator(train_dir, averaged=True):
     or no checkpoint (or a SpecGAN run no moments), and CorruptCheckpointError naming each
     checkpoint when all of them are damaged.
     """
-    config = GANConfig.load(train_dir)
+    config = load_config(train_dir)
     path, _ = usable_checkpoint(train_dir)
     if path is None:
         raise FileNotFoundError(
             f"no checkpoint in {checkpoint_dir(train_dir)!r}: train first (train.py "
             f"--train_dir {train_dir}) or wait for the first save")
-    generator = config.build_generator()
+    config_path = os.path.join(train_dir, CONFIG_FILENAME)
+    try:
+        generator = config.build_generator()
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"cannot build the generator of run configuration {config_path!r}: "
+                         f"{_first_line(err)}") from None
     step = tf.Variable(0, dtype=tf.int64)
     name = AVERAGE_NAME if averaged and holds_average(path) else "generator"
-    tf.train.Checkpoint(**{name: generator}, step=step).restore(path).expect_partial()
+    try:
+        tf.train.Checkpoint(**{name: generator}, step=step).restore(path).expect_partial()
+    except (ValueError, tf.errors.OpError) as err:
+        raise ValueError(f"checkpoint {path!r} does not fit the generator of run configuration "
+                         f"{config_path!r} (was config.json edited?): {_first_line(err)}") \
+            from None
     moments = load_moments(train_dir) if config.model == "specgan" else None
     return config, config.build_audio_generator(generator, moments), int(step.numpy())
 

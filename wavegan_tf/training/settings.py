@@ -9,7 +9,8 @@ import os
 import time
 
 from wavegan_tf.files.atomic_files import atomic_output_file
-from wavegan_tf.files.json_files import read_json
+from wavegan_tf.files.json_files import read_fields
+from wavegan_tf.training.checkpoints import load_config
 from wavegan_tf.training.config import ARCHITECTURE_FIELDS, CONFIG_FILENAME, GANConfig
 from wavegan_tf.training.distribute import STRATEGIES
 
@@ -117,7 +118,11 @@ class TrainingOptions:
         path = os.path.join(directory, OPTIONS_FILENAME)
         if not os.path.exists(path):
             return cls()
-        return _replace(cls(), read_json(path, "training options"), source=path)
+        values = read_fields(path, "training options", dataclasses.fields(cls))
+        try:
+            return _replace(cls(), values, source=path)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"cannot use training options {path!r}: {err}") from None
 
 
 def dtype_policy_name(mixed_precision):
@@ -152,7 +157,7 @@ def resolve_run(train_dir, config_values=None, option_values=None):
         model = config_values.get("model", GANConfig.model)
         return (_replace(GANConfig.for_model(model), config_values, source="config"),
                 _replace(TrainingOptions(), option_values, source="options"))
-    saved = GANConfig.load(train_dir)
+    saved = load_config(train_dir)
     conflicts = [f"{name}: saved {getattr(saved, name)!r}, given {value!r}"
                  for name, value in sorted(config_values.items())
                  if name in FIXED_ON_RESUME and value != getattr(saved, name)]

@@ -139,19 +139,72 @@
     return response;
   }
 
-  async function load(base) {
-    const manifest = await (await fetchOk(base + 'manifest.json')).json();
-    const buffer = await (await fetchOk(base + manifest.weights_file)).arrayBuffer();
-    const weights = {};
-    for (const layer of manifest.layers) {
-      weights[layer.name] = {};
-      for (const w of layer.weights) {
-        const size = w.shape.reduce((a, b) => a * b, 1);
-        weights[layer.name][w.name] = tf.tensor(new Float32Array(buffer, w.offset, size), w.shape, 'float32');
-      }
+  const isCount = (v) => Number.isSafeInteger(v) && v >= 0;
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+  // Throws an Error saying what is wrong with the manifest (before anything is allocated from
+  // its sizes); byteLength: the size of its weights file, or null before it is known.
+  function checkManifest(m, byteLength) {
+    if (!isObject(m)) throw new Error('it is not a JSON object');
+    for (const key of ['latent_dim', 'slice_len', 'num_channels', 'sample_rate']) {
+      if (!isCount(m[key]) || m[key] < 1) throw new Error(key + ' must be a positive integer, got ' + JSON.stringify(m[key]));
     }
-    return new Generator(manifest, weights);
+    if (typeof m.weights_file !== 'string' || !/^[\w.-]+$/.test(m.weights_file)) throw new Error('weights_file must name a file beside it, got ' + JSON.stringify(m.weights_file));
+    if (m.class_names !== null && m.class_names !== undefined &&
+        !(Array.isArray(m.class_names) && m.class_names.length >= 2 && m.class_names.every((c) => typeof c === 'string'))) {
+      throw new Error('class_names must be null or a list of at least 2 names');
+    }
+    if (!Array.isArray(m.layers) || m.layers.length === 0) throw new Error('layers must be a non-empty list');
+    const seen = new Set();
+    for (const layer of m.layers) {
+      if (!isObject(layer) || typeof layer.name !== 'string' || typeof layer.class_name !== 'string') throw new Error('every layer needs a name and a class_name');
+      if (seen.has(layer.name)) throw new Error('layer ' + layer.name + ' appears twice');
+      if (!isObject(layer.config)) throw new Error('layer ' + layer.name + ' has no config');
+      if (!Array.isArray(layer.weights)) throw new Error('layer ' + layer.name + ' has no weights list');
+      if (layer.class_name !== 'InputLayer') {
+        if (!Array.isArray(layer.inbound) || layer.inbound.length === 0 || !layer.inbound.every((n) => seen.has(n))) {
+          throw new Error('layer ' + layer.name + ' takes inputs that are not earlier layers: ' + JSON.stringify(layer.inbound));
+        }
+      }
+      for (const w of layer.weights) {
+        if (!isObject(w) || typeof w.name !== 'string' || !Array.isArray(w.shape) || !w.shape.every(isCount) || !isCount(w.offset) || w.offset % 4 !== 0) {
+          throw new Error('weight ' + JSON.stringify(w && w.name) + ' of layer ' + layer.name + ' needs a name, a shape of counts and an offset that is a multiple of 4');
+        }
+        const size = w.shape.reduce((a, b) => a * b, 1);
+        if (!Number.isSafeInteger(size) || (byteLength !== null && w.offset + 4 * size > byteLength)) {
+          throw new Error('weight ' + w.name + ' of layer ' + layer.name + ' (offset ' + w.offset + ', shape ' + JSON.stringify(w.shape) + ') runs past the end of ' + m.weights_file + (byteLength !== null ? ' (' + byteLength + ' bytes)' : ''));
+        }
+      }
+      seen.add(layer.name);
+    }
+    if (!seen.has(m.output)) throw new Error('output ' + JSON.stringify(m.output) + ' is not one of its layers');
   }
 
-  global.WaveGANRuntime = {load: load, Generator: Generator};
+  async function load(base) {
+    const manifestUrl = base + 'manifest.json';
+    const fail = (url, err) => { throw new Error(url + ': ' + (err && err.message || err)); };
+    let manifest;
+    try {
+      manifest = await (await fetchOk(manifestUrl)).json();
+      checkManifest(manifest, null);
+    } catch (err) { fail(manifestUrl, err); }
+    const weightsUrl = base + manifest.weights_file;
+    const buffer = await (await fetchOk(weightsUrl)).arrayBuffer();
+    try {
+      checkManifest(manifest, buffer.byteLength);
+    } catch (err) { fail(manifestUrl, new Error((err.message) + ' (does it belong to this ' + manifest.weights_file + '?)')); }
+    const weights = {};
+    try {
+      for (const layer of manifest.layers) {
+        weights[layer.name] = {};
+        for (const w of layer.weights) {
+          const size = w.shape.reduce((a, b) => a * b, 1);
+          weights[layer.name][w.name] = tf.tensor(new Float32Array(buffer, w.offset, size), w.shape, 'float32');
+        }
+      }
+      return new Generator(manifest, weights);
+    } catch (err) { fail(manifestUrl, err); }
+  }
+
+  global.WaveGANRuntime = {load: load, Generator: Generator, checkManifest: checkManifest};
 })(window);
