@@ -44,6 +44,7 @@ import tensorflow as tf
 from absl import logging
 
 from wavegan_tf.files.atomic_files import atomic_output_dir, atomic_output_file
+from wavegan_tf.serving.tf1_checks import checked_step
 from wavegan_tf.training import checkpoints
 from wavegan_tf.training.config import GANConfig
 from wavegan_tf.training.settings import TrainingOptions
@@ -257,6 +258,7 @@ def convert_checkpoint(checkpoint, out_dir, args_txt=None, overrides=None):
     config = config_from_settings(settings)
     _refuse_existing(out_dir)
     tensors = read_checkpoint(prefix)
+    step = checked_step(tensors, prefix, _ALL_SLOT_SUFFIXES)
     with_d = any(name.startswith("D/") for name in tensors)
     if not with_d:
         logging.warning("Checkpoint %s holds no discriminator: the converted run gets a fresh D "
@@ -268,7 +270,6 @@ def convert_checkpoint(checkpoint, out_dir, args_txt=None, overrides=None):
     for name, layer, attribute in plan:
         variable = _keras_variable(models, name, layer, attribute)
         variable.assign(tensors[name].reshape(variable.shape))
-    step = _global_step(tensors, prefix)
     optimizer_state = "fresh"
     if with_d and _copy_optimizer_state(gan, tensors, plan, models, config, step, prefix):
         optimizer_state = "converted"
@@ -330,10 +331,6 @@ def _check_variables(tensors, plan, models, config, prefix, args_txt):
     for name, layer, attribute in plan:
         expected = _original_shape(name, _keras_variable(models, name, layer, attribute))
         found = tuple(np.shape(tensors[name]))
-        problem = _values_problem(tensors[name])
-        if problem:
-            raise ValueError(f"variable {name!r} of checkpoint {prefix!r} {problem}: the "
-                             "checkpoint is damaged or not the original's")
         if found != expected:
             raise ValueError(
                 f"variable {name!r} of checkpoint {prefix!r} has shape {list(found)}, but "
@@ -353,34 +350,6 @@ def _check_variables(tensors, plan, models, config, prefix, args_txt):
             f"{unused[:4]}{'...' if len(unused) > 4 else ''}; check wavegan_batchnorm, "
             "wavegan_genr_upsample, wavegan_genr_pp and data_slice_len (a checkpoint of another "
             "model than WaveGAN cannot be converted)")
-
-
-# The most steps a checkpoint may claim (D's optimizer counts n_critic times as many).
-MAX_STEP = 2**40
-
-
-def _values_problem(value):
-    """What makes ``value`` unusable as weights (not floats, or not finite), or None."""
-    value = np.asarray(value)
-    if not np.issubdtype(value.dtype, np.floating):
-        return f"holds {value.dtype} values, not floats"
-    if not np.all(np.isfinite(value)):
-        return "holds NaN or infinite values"
-    return None
-
-
-def _global_step(tensors, prefix):
-    """The checkpoint's ``global_step`` (0 when it has none); ValueError naming ``prefix`` when
-    it is not one non-negative integer."""
-    if "global_step" not in tensors:
-        return 0
-    value = np.asarray(tensors["global_step"])
-    if value.shape != () or not np.issubdtype(value.dtype, np.integer) or \
-            not 0 <= value <= MAX_STEP:
-        raise ValueError(f"checkpoint {prefix!r} has a global_step of {value.dtype} "
-                         f"{value.tolist()!r}, not one integer in [0, {MAX_STEP}]: it is "
-                         "damaged")
-    return int(value)
 
 
 def _original_shape(name, variable):
@@ -420,13 +389,6 @@ def _copy_optimizer_state(gan, tensors, plan, models, config, step, prefix):
             if slot_name not in tensors:
                 raise ValueError(f"checkpoint {prefix!r} has no optimizer slot {slot_name!r}; "
                                  "its optimizer state is incomplete")
-            problem = _values_problem(tensors[slot_name])
-            if problem is None and np.size(tensors[slot_name]) != np.prod(variable.shape):
-                problem = (f"has shape {list(np.shape(tensors[slot_name]))}, not its "
-                           f"variable's {list(variable.shape)}")
-            if problem:
-                raise ValueError(f"optimizer slot {slot_name!r} of checkpoint {prefix!r} "
-                                 f"{problem}: the checkpoint is damaged")
             path = f"{optimizer.name}/{variable.path.replace('/', '_')}_{slot}"
             copies.append((by_path[path], tensors[slot_name].reshape(variable.shape)))
     for target, value in copies:
