@@ -33,7 +33,7 @@ flags.DEFINE_list("labels", [], "Row labels, top to bottom (the real row first w
 
 DYNAMIC_RANGE_DB = 80.0
 GAP = 2
-LABEL_WIDTH = 220
+LABEL_WIDTH = 300
 
 
 def log_spectrograms(audio):

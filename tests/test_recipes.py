@@ -180,8 +180,8 @@ def test_the_log_floor_is_60_db_below_a_full_scale_sinusoid():
 
 def test_recipe_values_yield_to_given_ones_and_unknown_recipes_are_named():
     fast = recipes.with_recipe("fast", {})
-    assert fast["loss"] == "hinge" and fast["n_critic"] == 1 and fast["spectral_heads"]
-    assert recipes.with_recipe("fast", {"r1_gamma": 5.0})["r1_gamma"] == 5.0
+    assert fast == {"n_critic": 1, "d_learning_rate": 4e-4, "spectral_heads": [256, 1024]}
+    assert recipes.with_recipe("fast", {"n_critic": 2})["n_critic"] == 2
     specgan = recipes.with_recipe("fast", {"model": "specgan"})
     assert "spectral_heads" not in specgan and specgan["model"] == "specgan"
     assert recipes.with_recipe("paper", {"seed": 3}) == {"seed": 3}
@@ -192,12 +192,12 @@ def test_recipe_values_yield_to_given_ones_and_unknown_recipes_are_named():
 
 
 def test_benchmark_variants_take_the_recipe_and_config_fields():
-    configs = variant_configs(["baseline", "fast+r1_gamma=10", "loss=hinge+n_critic=1",
+    configs = variant_configs(["baseline", "fast+d_learning_rate=0.001", "loss=hinge+n_critic=1",
                                "fast+spectral_heads=", "spectral_heads=256:1024"], 0.999, [])
     assert configs["spectral_heads=256:1024"] == {"spectral_heads": [256, 1024]}
     assert configs["baseline"] == {}
-    assert configs["fast+r1_gamma=10"]["r1_gamma"] == 10.0
-    assert configs["fast+r1_gamma=10"]["loss"] == "hinge"
+    assert configs["fast+d_learning_rate=0.001"]["d_learning_rate"] == 0.001
+    assert configs["fast+d_learning_rate=0.001"]["n_critic"] == 1
     assert configs["loss=hinge+n_critic=1"] == {"loss": "hinge", "n_critic": 1}
     assert configs["fast+spectral_heads="]["spectral_heads"] == []
     with pytest.raises(ValueError, match="<config field>=<value>"):
@@ -211,13 +211,15 @@ def test_train_py_recipe_fast_writes_its_settings_and_given_flags_win(tmp_path):
             "--train_steps=2", "--save_every_steps=1", "--preview_every_steps=0",
             "--export=false"]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--recipe=fast",
-                           "--r1_gamma=3", f"--data_dir={data}", f"--train_dir={train_dir}",
+                           "--d_learning_rate=0.001", f"--data_dir={data}",
+                           f"--train_dir={train_dir}",
                            *tiny], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     config = json.loads((train_dir / "config.json").read_text())
-    assert (config["loss"], config["n_critic"], config["r1_gamma"]) == ("hinge", 1, 3.0)
+    assert (config["loss"], config["n_critic"], config["d_learning_rate"]) == \
+        ("wgan-gp", 1, 0.001)
     assert config["spectral_heads"] == recipes.recipe_values("fast", "wavegan")["spectral_heads"]
-    refused = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--loss=wgan-gp",
+    refused = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--loss=hinge",
                               f"--data_dir={data}", f"--train_dir={train_dir}", *tiny],
                              capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert refused.returncode == 1 and "loss" in refused.stderr, refused.stderr

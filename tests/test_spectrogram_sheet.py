@@ -28,10 +28,10 @@ def test_sheet_has_a_row_per_source_and_a_label_margin(tmp_path):
     assert figures["rows"] == "2" and figures["clips_per_row"] == "2"
     image = _png(out)
     height, width = int(figures["height"]), int(figures["width"])
-    assert image.shape[0] == height and image.shape[1] == width + 220
-    margin = image[:, :200, :3]
+    assert image.shape[0] == height and image.shape[1] == width + 300
+    margin = image[:, :280, :3]
     assert np.any(margin < 128), "the label margin holds no text"
-    cells = image[:, 220:, 0]
+    cells = image[:, 300:, 0]
     assert cells.std() > 10, "the spectrogram cells are blank"
 
 

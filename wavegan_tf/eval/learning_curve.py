@@ -60,7 +60,7 @@ def variant_configs(names, ema_decay, augment):
             raise ValueError(f"variants: unknown variant {name!r}; use {BASELINE!r} or parts of "
                              f"{list(VARIANT_PARTS)}, d<model dim>, b<batch size>, "
                              f"<config field>=<value>, each once, joined by '+' (e.g. "
-                             f"'ema+augment', 'specgan+d32', 'fast+r1_gamma=10')")
+                             f"'ema+augment', 'specgan+d32', 'fast+ema')")
         configs[name] = _with_recipe({k: v for setting in found for k, v in setting.items()})
     return configs
 
