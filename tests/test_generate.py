@@ -139,12 +139,18 @@ def test_cli_help_documents_exactly_the_flags_it_uses():
     assert sorted(flags_listed) == sorted(
         ["model", "n", "out_dir", "seed", "batch_size", "z_in", "z_out", "interpolate",
          "concat", "overwrite", "label", "per_class", "web", "tflite", "tflite_weights",
-         "plot", "plot_data_dir"])
+         "plot", "plot_data_dir", "list_pretrained"])
     with open(os.path.join(REPO_ROOT, "wavegan_tf", "cli", "generate.py"),
               encoding="utf-8") as f:
         source = f.read()
     for name in flags_listed:
         assert f"FLAGS.{name}" in source, f"--{name} is defined but not used"
+
+
+def test_model_is_required_unless_listing_pretrained_models():
+    result = run_cli()
+    assert result.returncode != 0
+    assert "--model is required" in result.stderr and "pretrained:NAME" in result.stderr
 
 
 # -- loading ---------------------------------------------------------------------------------
