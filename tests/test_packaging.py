@@ -83,6 +83,12 @@ def test_pip_install_gives_the_console_commands_and_the_version(tmp_path):
                                "import wavegan_tf; print(wavegan_tf.__file__)"],
                               capture_output=True, text=True, cwd=work, env=ENV, timeout=120)
     assert location.stdout.strip().startswith(str(venv)), location.stdout
+    shipped = subprocess.run(
+        [venv / "bin" / "python", "-c",
+         "import wavegan_tf; m = wavegan_tf.load_pretrained('drums'); "
+         "print(wavegan_tf.pretrained_models(), m.source, m.slice_len)"],
+        capture_output=True, text=True, cwd=work, env=ENV, timeout=300)
+    assert shipped.stdout.strip() == "['drums'] pretrained:drums 16384", shipped.stderr
 
 
 def test_editable_install_keeps_the_demo_data_in_the_checkout(tmp_path):
