@@ -19,6 +19,7 @@ import contextlib
 import glob
 import os
 import shutil
+import time
 import uuid
 
 from absl import logging
@@ -53,18 +54,22 @@ def atomic_output_file(path, suffix=""):
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path):
+def atomic_output_dir(path, check=None):
     """Yields a new empty directory beside ``path``; on success it replaces ``path``.
 
     An existing directory at ``path`` is first renamed aside, the new one renamed in, and only
     then is the old one deleted; if renaming the new one in fails, the old one is put back. If
     the body raises, the temporary directory is deleted and ``path`` is left as it was. Writers
     of the same ``path`` wait for each other, and each first repairs an interrupted replacement
-    (see the module doc).
+    (see the module doc). ``check()``, when given, runs once this writer's turn has come and
+    may raise to refuse (e.g. a folder that another writer filled meanwhile); nothing is
+    written then.
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with exclusive_lock(lock_path_beside(path)):
         recover_interrupted_replace(path)
+        if check is not None:
+            check()
         tmp = temp_path_beside(path)
         os.mkdir(tmp)
         try:
@@ -74,6 +79,53 @@ def atomic_output_dir(path):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def read_replaceable_dir(path, read, attempts=3):
+    """``read(path)`` of a folder that writers replace with :func:`atomic_output_dir`, read
+    again when a replacement got in the way: when the folder was replaced while it was read, or
+    ``read`` failed (OSError, ValueError) while a replacement was under way (the lock file or
+    leftovers beside it), this reader waits for the writer's turn to end, repairs an
+    interrupted replacement as a writer would, and reads again (``attempts`` times in all).
+    """
+    for attempt in range(attempts):
+        before = _identity(path)
+        try:
+            result = read(path)
+        except (OSError, ValueError):
+            if attempt + 1 == attempts or not (_identity(path) != before
+                                               or replacement_under_way(path)):
+                raise
+            _wait_for_writers(path)
+            continue
+        if _identity(path) == before or attempt + 1 == attempts:
+            return result
+        _wait_for_writers(path)
+    raise AssertionError("unreachable")
+
+
+def _identity(path):
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_mtime_ns
+
+
+def replacement_under_way(path):
+    """Whether a writer holds (or an interrupted one left) the lock or leftovers of ``path``."""
+    return os.path.lexists(lock_path_beside(path)) or bool(
+        leftovers_beside(path, "old") or leftovers_beside(path, "tmp"))
+
+
+def _wait_for_writers(path):
+    """Waits until no writer replaces ``path`` and repairs an interrupted replacement; where the
+    lock cannot be taken (a read-only folder) it only waits a moment."""
+    try:
+        with exclusive_lock(lock_path_beside(path)):
+            recover_interrupted_replace(path)
+    except OSError:
+        time.sleep(0.2)
 
 
 def lock_path_beside(path):

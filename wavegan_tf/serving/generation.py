@@ -11,12 +11,15 @@ import numpy as np
 
 from wavegan_tf.audio import plots, wav_io
 from wavegan_tf.files.directories import ensure_writable_dir
+from wavegan_tf.files.locks import exclusive_lock
 from wavegan_tf.nets.latent import interpolate_z, sample_z, save_z
 from wavegan_tf.serving.loading import DEFAULT_BATCH_SIZE
 
 DEFAULT_NUM_CLIPS = 16
 CLIP_FILENAME = "wavegan_{index:0{width}d}.wav"
 CONCAT_FILENAME = "wavegan_all.wav"
+# Held in the output folder while clips are checked and written (deleted afterwards).
+WRITERS_LOCK_FILENAME = ".generate.lock"
 
 
 def choose_z(latent_dim, *, n=None, seed=0, interpolate=0):
@@ -54,6 +57,18 @@ def write_clips(model, out_dir, z, *, label=None, per_class=False, batch_size=DE
     seeded by ``seed``) when it is given. Nothing is overwritten unless ``overwrite``. Returns
     the paths written.
     """
+    # Writers of one folder take turns, so that the second finds the first's files (and
+    # refuses, unless overwriting) instead of both passing the check and mixing their clips.
+    ensure_writable_dir(out_dir)
+    with exclusive_lock(os.path.join(out_dir, WRITERS_LOCK_FILENAME)):
+        return _write_clips(model, out_dir, z, label=label, per_class=per_class,
+                            batch_size=batch_size, z_out=z_out, concat=concat,
+                            overwrite=overwrite, plot=plot, plot_data_dir=plot_data_dir,
+                            seed=seed)
+
+
+def _write_clips(model, out_dir, z, *, label, per_class, batch_size, z_out, concat, overwrite,
+                 plot, plot_data_dir, seed):
     if per_class:
         jobs = [(os.path.join(out_dir, name), index)
                 for index, name in enumerate(model.class_names)]

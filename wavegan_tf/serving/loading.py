@@ -11,6 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from wavegan_tf.files.atomic_files import read_replaceable_dir, replacement_under_way
 from wavegan_tf.nets.latent import check_z
 from wavegan_tf.serving import pretrained, tflite_export
 from wavegan_tf.serving.export import AUDIO_ATTRIBUTES, SERVING_SIGNATURE
@@ -112,6 +113,13 @@ def load_model_for_generation(path):
     """
     if pretrained.is_pretrained(path):
         return _from_keras(path, *pretrained.load(path))
+    if os.path.isfile(os.path.join(path, SAVED_MODEL_FILENAME)) or replacement_under_way(path):
+        # An export a trainer may be replacing: read again if the replacement got in the way.
+        return read_replaceable_dir(path, _load_path)
+    return _load_path(path)
+
+
+def _load_path(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"model path {path!r} does not exist")
     if os.path.isfile(path) and path.endswith(tflite_export.TFLITE_SUFFIX):

@@ -214,7 +214,8 @@ def export_web(model, site_dir, *, seed=0, overwrite=False, web_dir=WEB_SOURCE_D
     check_site_dir(site_dir, overwrite)
     config, generator, step = load_keras_generator(model)
     manifest, arrays = site_manifest(config, generator, step, seed, model)
-    with atomic_output_dir(site_dir) as tmp:
+    # Checked again once this writer's turn has come: another may have filled it meanwhile.
+    with atomic_output_dir(site_dir, check=lambda: check_site_dir(site_dir, overwrite)) as tmp:
         for path in pages:
             shutil.copyfile(path, os.path.join(tmp, os.path.basename(path)))
         os.mkdir(os.path.join(tmp, VENDOR_SUBDIR))

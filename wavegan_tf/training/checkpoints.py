@@ -134,6 +134,8 @@ def usable_checkpoint(train_dir):
         try:
             verify_checkpoint(prefix)
         except CorruptCheckpointError as err:
+            if not os.path.exists(prefix + ".index"):
+                continue  # deleted meanwhile: a running trainer keeps only its newest ones
             logging.warning("%s; trying the previous checkpoint.", err)
             damaged.append(err)
             continue
@@ -289,27 +291,37 @@ def load_generator(train_dir, averaged=True):
     checkpoint when all of them are damaged.
     """
     config = load_config(train_dir)
-    path, _ = usable_checkpoint(train_dir)
-    if path is None:
-        raise FileNotFoundError(
-            f"no checkpoint in {checkpoint_dir(train_dir)!r}: train first (train.py "
-            f"--train_dir {train_dir}) or wait for the first save")
     config_path = os.path.join(train_dir, CONFIG_FILENAME)
-    try:
-        generator = config.build_generator()
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"cannot build the generator of run configuration {config_path!r}: "
-                         f"{_first_line(err)}") from None
-    step = tf.Variable(0, dtype=tf.int64)
-    name = AVERAGE_NAME if averaged and holds_average(path) else "generator"
-    try:
-        tf.train.Checkpoint(**{name: generator}, step=step).restore(path).expect_partial()
-    except (ValueError, tf.errors.OpError) as err:
-        raise ValueError(f"checkpoint {path!r} does not fit the generator of run configuration "
-                         f"{config_path!r} (was config.json edited?): {_first_line(err)}") \
-            from None
+    generator = None
+    for attempt in range(_LOAD_ATTEMPTS):
+        path, _ = usable_checkpoint(train_dir)
+        if path is None:
+            raise FileNotFoundError(
+                f"no checkpoint in {checkpoint_dir(train_dir)!r}: train first (train.py "
+                f"--train_dir {train_dir}) or wait for the first save")
+        if generator is None:
+            try:
+                generator = config.build_generator()
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"cannot build the generator of run configuration "
+                                 f"{config_path!r}: {_first_line(err)}") from None
+        step = tf.Variable(0, dtype=tf.int64)
+        try:
+            name = AVERAGE_NAME if averaged and holds_average(path) else "generator"
+            tf.train.Checkpoint(**{name: generator}, step=step).restore(path).expect_partial()
+            break
+        except (ValueError, RuntimeError, tf.errors.OpError) as err:
+            if not os.path.exists(path + ".index") and attempt + 1 < _LOAD_ATTEMPTS:
+                continue  # a running trainer deleted it after it was chosen: choose again
+            raise ValueError(f"checkpoint {path!r} does not fit the generator of run "
+                             f"configuration {config_path!r} (was config.json edited?): "
+                             f"{_first_line(err)}") from None
     moments = load_moments(train_dir) if config.model == "specgan" else None
     return config, config.build_audio_generator(generator, moments), int(step.numpy())
+
+
+# Choices of a checkpoint by a loader whose chosen one a running trainer may delete meanwhile.
+_LOAD_ATTEMPTS = 5
 
 
 def _first_line(err):
