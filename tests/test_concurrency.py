@@ -274,3 +274,43 @@ def test_loading_an_export_a_killed_writer_left_aside_restores_it(run_dir, tmp_p
     os.rename(export_dir, atomic_files.temp_path_beside(export_dir, kind="old"))  # killed here
     assert load_model_for_generation(export_dir).step == 7
     assert os.path.isdir(export_dir) and [n for n in os.listdir(run) if n.startswith(".")] == []
+
+
+def test_a_replaced_folder_is_never_missing_for_a_reader(tmp_path):
+    import threading
+
+    from wavegan_tf.files import atomic_files
+
+    path = str(tmp_path / "export")
+    with atomic_files.atomic_output_dir(path) as tmp:
+        open(os.path.join(tmp, "v"), "w").close()
+    missing, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            if not os.path.isdir(path):
+                missing.append(time.time())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for i in range(100):
+            with atomic_files.atomic_output_dir(path) as tmp:
+                with open(os.path.join(tmp, "v"), "w") as f:
+                    f.write(str(i))
+    finally:
+        stop.set()
+        watcher.join()
+    assert missing == [] and open(os.path.join(path, "v")).read() == "99"
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+
+
+def test_generate_removes_what_killed_writers_left_in_its_out_dir(run_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in (".wavegan_0001.wav.tmp-1a2b", ".sheet.png.tmp-3c4d.png", "notes.txt"):
+        (out / name).write_text("left by a killed writer")
+    assert run_generate_main(f"--model={run_dir}", f"--out_dir={out}", "--n=2",
+                             f"--plot={out / 'sheet.png'}") == 0
+    assert sorted(os.listdir(out)) == ["notes.txt", "sheet.png", "wavegan_0000.wav",
+                                       "wavegan_0001.wav"]

@@ -8,14 +8,17 @@ itself, so files and folders get the usual permissions (umask), not private ones
 contents are flushed to disk (fsync) before the rename, so that after a crash of the machine a
 renamed file is not found empty.
 
-Replacing a folder takes two renames (the old one aside, the new one in). Writers of the same
-folder take turns under a lock file ``.NAME.lock`` beside it, and each first repairs what an
-interrupted writer left (:func:`recover_interrupted_replace`): if the folder is missing but an
+Replacing a folder exchanges the two names in one step where Linux's renameat2 can, and takes
+two renames elsewhere (the old one aside, the new one in). Writers of the same folder take
+turns under a lock file ``.NAME.lock`` beside it, and each first repairs what an interrupted
+writer left (:func:`recover_interrupted_replace`): if the folder is missing but an
 ``.NAME.old-*`` copy of it exists, that copy is renamed back; every other ``.NAME.tmp-*`` and
 ``.NAME.old-*`` is deleted.
 """
 
 import contextlib
+import ctypes
+import errno
 import glob
 import os
 import shutil
@@ -196,9 +199,16 @@ def _fsync_tree(directory):
 
 
 def _swap_in(new_dir, path):
-    """Renames ``new_dir`` to ``path``, replacing and then deleting any directory there."""
+    """Renames ``new_dir`` to ``path``, replacing and then deleting any directory there.
+
+    Where the system can exchange two names in one step (Linux's renameat2), a reader never
+    finds ``path`` missing; elsewhere the old folder is renamed aside first.
+    """
     if not os.path.lexists(path):
         os.rename(new_dir, path)
+        return
+    if _exchange(new_dir, path):
+        shutil.rmtree(new_dir, ignore_errors=True)  # now the old folder
         return
     old = temp_path_beside(path, kind="old")
     os.rename(path, old)
@@ -208,3 +218,23 @@ def _swap_in(new_dir, path):
         os.rename(old, path)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a, b):
+    """Swaps the names ``a`` and ``b`` atomically; False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # not supported here (kernel, file system)
+    raise OSError(error, os.strerror(error), b)

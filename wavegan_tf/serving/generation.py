@@ -5,6 +5,7 @@ Every file is written atomically, and every output path is checked (writable, no
 unless overwriting) before the first clip is generated, so a refused call writes nothing.
 """
 
+import glob
 import os
 
 import numpy as np
@@ -61,10 +62,24 @@ def write_clips(model, out_dir, z, *, label=None, per_class=False, batch_size=DE
     # refuses, unless overwriting) instead of both passing the check and mixing their clips.
     ensure_writable_dir(out_dir)
     with exclusive_lock(os.path.join(out_dir, WRITERS_LOCK_FILENAME)):
+        _remove_killed_writers_files(out_dir, plot, z_out)
         return _write_clips(model, out_dir, z, label=label, per_class=per_class,
                             batch_size=batch_size, z_out=z_out, concat=concat,
                             overwrite=overwrite, plot=plot, plot_data_dir=plot_data_dir,
                             seed=seed)
+
+
+def _remove_killed_writers_files(out_dir, plot, z_out):
+    """Deletes what writers killed in ``out_dir`` left: the temporary files of their clips, and
+    of the sheet or z file when those are in ``out_dir``. Only while holding its lock (none of
+    them can be in use then)."""
+    names = ["wavegan_*"] + [glob.escape(os.path.basename(path)) for path in (plot, z_out)
+                             if path and os.path.dirname(os.path.realpath(path))
+                             == os.path.realpath(out_dir)]
+    for name in names:
+        for stale in glob.glob(os.path.join(glob.escape(out_dir), "**", f".{name}.tmp-*"),
+                               recursive=True):
+            os.remove(stale)
 
 
 def _write_clips(model, out_dir, z, *, label, per_class, batch_size, z_out, concat, overwrite,

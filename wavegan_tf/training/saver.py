@@ -95,6 +95,7 @@ class CheckpointSaver:
                 "and run the same command again to resume.") from err
         self.last_step = step
         self.last_path = path or self.manager.latest_checkpoint
+        logging.info("Saved checkpoint %s (step %d).", self.last_path, step)
 
     def latest(self):
         """The path prefix of the newest checkpoint (None before the first one)."""
