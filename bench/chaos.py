@@ -285,8 +285,9 @@ class Drill:
                              f"--reference={self.tones}", "--n=10", "--splits=2",
                              "--ndb_bins=2", f"--json={self.report}", f"--seed={seed}"]
 
-    def event_present(self, event):
-        """Whether a write of ``event`` is under way: its temporary file or folder exists."""
+    def event_files(self, event):
+        """The temporary files and folders of writes of ``event`` (the writes under way, and
+        what killed writers left)."""
         patterns = {
             "checkpoint": [os.path.join(self.run, "checkpoints", "ckpt-*_temp*")],
             "preview": [os.path.join(self.run, "previews", ".*.tmp-*")],
@@ -296,7 +297,7 @@ class Drill:
             "site": [os.path.join(self.work, ".site.tmp-*")],
             "report": [os.path.join(self.work, ".report.json.tmp-*")],
         }[event]
-        return any(glob.glob(p) for p in patterns)
+        return {path for pattern in patterns for path in glob.glob(pattern)}
 
     def cycle(self, kind, kill=True):
         """Runs ``kind`` once, killing it when ``kill``; returns whether it was killed."""
@@ -308,6 +309,7 @@ class Drill:
             mode = "concentrated" if self.rng.random() < self.concentrated else "uniform"
             event = self.rng.choice(EVENTS[kind])
             delay = self.rng.uniform(0, self.durations[kind])
+            left_before = self.event_files(event)  # a write starting is a new one
         before_reported = self.max_reported
         started = time.time()
         pid = self.launcher.start(script, argv, log)
@@ -320,7 +322,7 @@ class Drill:
                 continue
             elapsed = time.time() - started
             if (mode == "uniform" and elapsed >= delay) or (
-                    mode == "concentrated" and self.event_present(event)):
+                    mode == "concentrated" and self.event_files(event) - left_before):
                 if mode == "concentrated":
                     time.sleep(self.rng.uniform(0, 0.02))
                 try:
@@ -360,8 +362,11 @@ class Drill:
             print(f"  !! {counter}: {text}", flush=True)
 
     def check_run(self, kind, log, code, killed, before_reported):
-        with open(log, errors="replace") as f:
-            text = f.read()
+        try:
+            with open(log, errors="replace") as f:
+                text = f.read()
+        except FileNotFoundError:  # killed before it opened its log
+            text = ""
         if not killed and code != 0:
             counter = "failed_resumes" if kind in self.pending_resume else "failed_runs"
             tail = " | ".join(text.strip().splitlines()[-3:])
