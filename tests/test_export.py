@@ -209,7 +209,12 @@ def test_failed_first_export_leaves_nothing(tmp_path, monkeypatch):
     assert temp_entries(run) == []
 
 
-def test_failed_rename_into_place_puts_the_old_folder_back(tmp_path, monkeypatch):
+@pytest.mark.parametrize("exchange", ["unavailable", "failing"])
+def test_failed_rename_into_place_puts_the_old_folder_back(tmp_path, monkeypatch, exchange):
+    """Without renameat2's exchange the old folder is renamed aside and must come back when the
+    new one cannot be renamed in; a failing exchange must leave the old folder untouched."""
+    from wavegan_tf.files import atomic_files
+
     target = tmp_path / "out"
     target.mkdir()
     (target / "old.txt").write_text("old")
@@ -220,7 +225,12 @@ def test_failed_rename_into_place_puts_the_old_folder_back(tmp_path, monkeypatch
             raise OSError("rename failed")
         real_rename(src, dst)
 
+    def failing_exchange(a, b):
+        raise OSError("rename failed")
+
     monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(atomic_files, "_exchange",
+                        (lambda a, b: False) if exchange == "unavailable" else failing_exchange)
     with pytest.raises(OSError, match="rename failed"):
         with atomic_output_dir(str(target)) as tmp:
             with open(os.path.join(tmp, "new.txt"), "w") as f:
