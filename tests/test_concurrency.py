@@ -314,3 +314,13 @@ def test_generate_removes_what_killed_writers_left_in_its_out_dir(run_dir, tmp_p
                              f"--plot={out / 'sheet.png'}") == 0
     assert sorted(os.listdir(out)) == ["notes.txt", "sheet.png", "wavegan_0000.wav",
                                        "wavegan_0001.wav"]
+
+
+def test_a_report_writer_removes_what_killed_writers_of_the_report_left(tmp_path):
+    from wavegan_tf.eval.scoring import write_report
+
+    (tmp_path / ".report.json.tmp-1a2b.json").write_text('{"half": ')
+    (tmp_path / ".other.json.tmp-3c4d.json").write_text("not ours")
+    write_report({"score": 1}, str(tmp_path / "report.json"))
+    assert sorted(os.listdir(tmp_path)) == [".other.json.tmp-3c4d.json", "report.json"]
+    assert json.loads((tmp_path / "report.json").read_text()) == {"score": 1}

@@ -322,10 +322,11 @@ def make_eval_fn(classifier_path, n=1000, seed=0, splits=metrics.DEFAULT_SPLITS,
 
 
 def write_report(report, path):
-    """Writes the report as JSON, atomically (temporary file, then rename)."""
+    """Writes the report as JSON, atomically (temporary file, then rename); what killed
+    writers of ``path`` left beside it is deleted first."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    with atomic_output_file(path, suffix=".json") as tmp:
+    with atomic_output_file(path, suffix=".json", tidy=True) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, sort_keys=True)
             f.write("\n")

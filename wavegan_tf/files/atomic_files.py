@@ -38,13 +38,23 @@ def temp_path_beside(path, kind="tmp", suffix=""):
 
 
 @contextlib.contextmanager
-def atomic_output_file(path, suffix=""):
+def atomic_output_file(path, suffix="", tidy=False):
     """Yields a temporary file path beside ``path``; on success it is renamed onto ``path``.
 
     The body creates and writes the file at the yielded path. ``suffix`` keeps an extension on
     the temporary name for writers that infer the format from it. If the body raises, the
-    temporary file is deleted and ``path`` is left as it was.
+    temporary file is deleted and ``path`` is left as it was. With ``tidy``, writers of
+    ``path`` take turns under the lock beside it, and each first deletes the temporary files
+    that killed writers of ``path`` left.
     """
+    if tidy:
+        with exclusive_lock(lock_path_beside(path)):
+            for stale in leftovers_beside(path, "tmp"):
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    os.remove(stale)
+            with atomic_output_file(path, suffix) as tmp:
+                yield tmp
+        return
     tmp = temp_path_beside(path, suffix=suffix)
     try:
         yield tmp
