@@ -226,6 +226,71 @@ def test_sequencer_plays_in_a_loop_at_the_set_tempo(page):
     assert 1 <= current <= 16
 
 
+def _current_steps(browser):
+    """How many sequencer cells are lit as the current step."""
+    return browser.execute_script(
+        "return document.querySelectorAll('#seq-grid td.current').length")
+
+
+def _wait_playing(browser, playing):
+    """Waits up to 5 s until the sequencer is (or is not) playing."""
+    deadline = time.monotonic() + 5
+    while browser.find_element(By.ID, "seq-play").text != ("Stop" if playing else "Play"):
+        assert time.monotonic() < deadline, f"the sequencer did not turn playing={playing}"
+        time.sleep(0.05)
+
+
+def test_space_starts_and_stops_the_sequencer_except_while_typing(page):
+    browser, _ = page
+    browser.find_element(By.TAG_NAME, "h1").click()
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    _wait_playing(browser, True)
+    time.sleep(0.4)
+    assert _current_steps(browser) == 8, "a playing sequencer lights its current step"
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    _wait_playing(browser, False)
+    assert _current_steps(browser) == 0, "the step highlight stays lit after Stop"
+    # A focused button takes Space once, not as a second toggle by its click.
+    browser.execute_script("document.querySelector('.pad button').focus()")
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    _wait_playing(browser, True)
+    time.sleep(0.3)
+    assert browser.find_element(By.ID, "seq-play").text == "Stop"
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    _wait_playing(browser, False)
+    tempo = browser.find_element(By.ID, "seq-tempo")
+    tempo.click()
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    time.sleep(0.3)
+    assert browser.find_element(By.ID, "seq-play").text == "Play"
+
+
+def _type_tempo(browser, text):
+    """Types ``text`` into the tempo field and leaves it (which commits it)."""
+    tempo = browser.find_element(By.ID, "seq-tempo")
+    tempo.click()
+    tempo.send_keys(Keys.CONTROL, "a")
+    tempo.send_keys(text, Keys.TAB)
+
+
+def test_tempo_shows_its_limits_and_refuses_an_out_of_range_value(page):
+    browser, _ = page
+    tempo = browser.find_element(By.ID, "seq-tempo")
+    assert (tempo.get_attribute("min"), tempo.get_attribute("max")) == ("30", "300")
+    assert browser.find_element(By.ID, "seq-tempo-limits").text == "30-300 BPM"
+    error = browser.find_element(By.ID, "seq-tempo-error")
+    _type_tempo(browser, "200")
+    assert call(browser, "window.wavegan.tempo()") == 200 and not error.is_displayed()
+    for refused in ("1000", "20", "fast"):
+        _type_tempo(browser, refused)
+        assert call(browser, "window.wavegan.tempo()") == 200, f"{refused} was taken"
+        assert error.is_displayed()
+        assert "from 30 to 300 BPM" in error.text and "keeps 200 BPM" in error.text
+        assert tempo.get_attribute("aria-invalid") == "true"
+    _type_tempo(browser, "120")
+    assert call(browser, "window.wavegan.tempo()") == 120 and not error.is_displayed()
+
+
 def test_page_loads_nothing_from_outside_the_site(page):
     browser, _ = page
     urls = browser.execute_script(

@@ -5,6 +5,9 @@
   'use strict';
   const STEPS = 16;
   const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8'];
+  const TEMPO_MIN = 30, TEMPO_MAX = 300;
+  // Inputs that take no typing, so Space there starts or stops the sequencer.
+  const NON_TEXT_INPUTS = ['range', 'checkbox', 'radio', 'button', 'submit', 'reset', 'color', 'file'];
   const state = {model: null, pads: [], audioContext: null, sequencer: null};
   const $ = (id) => document.getElementById(id);
 
@@ -182,7 +185,8 @@
 
   function buildSequencer() {
     const grid = $('seq-grid');
-    state.sequencer = {pattern: state.pads.map(() => new Array(STEPS).fill(false)), step: 0, timer: null, nextTime: 0};
+    state.sequencer = {pattern: state.pads.map(() => new Array(STEPS).fill(false)), step: 0, timer: null, nextTime: 0,
+                       tempo: Number($('seq-tempo').value)};
     state.pads.forEach((_, row) => {
       const tr = grid.insertRow();
       tr.insertCell().textContent = String(row + 1);
@@ -202,16 +206,42 @@
       steps.forEach((s) => grid.rows[row].cells[s + 1].firstChild.click());
     });
     $('seq-play').addEventListener('click', toggleSequencer);
+    $('seq-tempo').addEventListener('input', readTempo);
+    $('seq-tempo').addEventListener('change', readTempo);
+    $('seq-tempo-limits').textContent = TEMPO_MIN + '-' + TEMPO_MAX + ' BPM';
     $('seq-clear').addEventListener('click', () => {
       grid.querySelectorAll('button.on').forEach((b) => b.click());
     });
+  }
+
+  // On change: takes the typed tempo when it is a number within [TEMPO_MIN, TEMPO_MAX];
+  // otherwise keeps the tempo playing and says why, rather than clamping it. While typing,
+  // only a value already past TEMPO_MAX is flagged (more digits cannot bring it back).
+  function readTempo(event) {
+    const field = $('seq-tempo');
+    const value = Number(field.value);
+    const valid = field.value.trim() !== '' && Number.isFinite(value) && value >= TEMPO_MIN && value <= TEMPO_MAX;
+    if (event.type === 'input' && !(value > TEMPO_MAX)) {
+      if (valid) showTempoError(null);
+      return;
+    }
+    if (valid) state.sequencer.tempo = value;
+    showTempoError(valid ? null : field.value);
+  }
+
+  // Shows (or, for null, hides) why the typed tempo `refused` is not taken.
+  function showTempoError(refused) {
+    $('seq-tempo').setAttribute('aria-invalid', String(refused !== null));
+    $('seq-tempo-error').hidden = refused === null;
+    $('seq-tempo-error').textContent = refused === null ? '' : 'Tempo must be a number from ' + TEMPO_MIN + ' to ' +
+      TEMPO_MAX + ' BPM; ' + JSON.stringify(refused) + ' is refused, the sequencer keeps ' + state.sequencer.tempo + ' BPM.';
   }
 
   // Schedules the steps that fall in the next 100 ms on the audio clock (16th notes).
   function scheduleSteps() {
     const seq = state.sequencer;
     const ctx = audioContext();
-    const stepSeconds = 60 / Math.max(30, Math.min(300, Number($('seq-tempo').value) || 120)) / 4;
+    const stepSeconds = 60 / seq.tempo / 4;
     while (seq.nextTime < ctx.currentTime + 0.1) {
       seq.pattern.forEach((steps, row) => { if (steps[seq.step]) playPad(row, seq.nextTime); });
       const cells = $('seq-grid').querySelectorAll('td.current');
@@ -228,6 +258,7 @@
       clearInterval(seq.timer);
       seq.timer = null;
       $('seq-play').textContent = 'Play';
+      $('seq-grid').querySelectorAll('td.current').forEach((c) => c.classList.remove('current'));
       return;
     }
     seq.step = 0;
@@ -236,11 +267,28 @@
     $('seq-play').textContent = 'Stop';
   }
 
+  // True when keys typed at `target` are its own: a text or number field, a menu.
+  function typingIn(target) {
+    if (target.tagName === 'SELECT' || target.tagName === 'TEXTAREA' || target.isContentEditable) return true;
+    return target.tagName === 'INPUT' && !NON_TEXT_INPUTS.includes(target.type);
+  }
+
   function onKey(event) {
+    if (event.code === 'Space' && !typingIn(event.target)) {
+      // Not the focused button's own Space (a click on key up): that would toggle twice.
+      event.preventDefault();
+      if (!event.repeat) toggleSequencer();
+      return;
+    }
     const match = /^Digit([1-8])$/.exec(event.code);
-    if (!match || event.target.tagName === 'INPUT' || event.target.tagName === 'SELECT') return;
+    if (!match || typingIn(event.target)) return;
     const index = Number(match[1]) - 1;
     if (event.shiftKey) newSound(index); else playPad(index);
+  }
+
+  // Keeps a focused button from taking the Space that started or stopped the sequencer.
+  function onKeyUp(event) {
+    if (event.code === 'Space' && !typingIn(event.target)) event.preventDefault();
   }
 
   // The API for scripts and tests.
@@ -258,6 +306,8 @@
     newSound: newSound,
     mixPads: mixPads,
     play: playPad,
+    tempo: () => state.sequencer.tempo,
+    playing: () => Boolean(state.sequencer.timer),
     wav: (index) => wavBytes(state.pads[index].audio, state.model.manifest.sample_rate, state.model.manifest.num_channels),
   };
   window.wavegan = api;
@@ -284,6 +334,7 @@
     buildMixer();
     buildSequencer();
     document.addEventListener('keydown', onKey);
+    document.addEventListener('keyup', onKeyUp);
     await renderPads(state.pads.map((_, i) => i));
     api.status = 'ready';
   }
