@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -29,6 +30,8 @@ from selenium.webdriver.support.ui import Select
 
 from wavegan_tf.nets import latent
 from wavegan_tf.serving import export, web_export
+from wavegan_tf.training.settings import TrainingOptions
+from wavegan_tf.version import __version__
 
 from support import make_loud_train_dir, run_generate_main
 
@@ -289,6 +292,46 @@ def test_tempo_shows_its_limits_and_refuses_an_out_of_range_value(page):
         assert tempo.get_attribute("aria-invalid") == "true"
     _type_tempo(browser, "120")
     assert call(browser, "window.wavegan.tempo()") == 120 and not error.is_displayed()
+
+
+def test_page_names_the_model_its_data_version_and_docs(browser, serve, tmp_path_factory):
+    run = make_loud_train_dir(tmp_path_factory.mktemp("named_run"))
+    TrainingOptions(data_dir=str(tmp_path_factory.mktemp("data") / "my_kicks")).save(run)
+    site = web_export.export_web(run, str(tmp_path_factory.mktemp("named") / "site"))
+    open_page(browser, serve(site))
+    facts = browser.find_element(By.ID, "facts").text
+    assert facts == (f"WaveGAN d=2, 16384 samples at {SAMPLE_RATE} Hz (2.05 s), z of "
+                     f"{LATENT_DIM} values, trained 7 steps on my_kicks, wavegan_tf "
+                     f"{__version__}."), facts
+    link = browser.find_element(By.ID, "docs-link")
+    assert link.is_displayed() and link.get_attribute("href") == web_export.DOCS_URL
+    with open(os.path.join(site, web_export.MANIFEST_FILENAME), encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert (manifest["model"], manifest["model_dim"], manifest["data"]) == (
+        "wavegan", 2, "my_kicks")
+
+
+def test_an_export_names_its_runs_data_and_an_unknown_folder_none(export_dir, tmp_path):
+    assert web_export.training_data_name(export_dir) == "demo_drums"
+    assert web_export.training_data_name(str(tmp_path)) is None
+
+
+def test_an_older_manifest_still_loads_and_shows_what_it_holds(browser, serve, site,
+                                                               tmp_path):
+    old_site = str(tmp_path / "old_site")
+    shutil.copytree(site, old_site)
+    path = os.path.join(old_site, web_export.MANIFEST_FILENAME)
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    for key in ("model", "model_dim", "data", "docs_url", "wavegan_tf_version"):
+        del manifest[key]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f)
+    open_page(browser, serve(old_site))
+    assert browser.find_element(By.ID, "facts").text == (
+        f"16384 samples at {SAMPLE_RATE} Hz (2.05 s), z of {LATENT_DIM} values, "
+        "trained 7 steps.")
+    assert not browser.find_element(By.ID, "docs-link").is_displayed()
 
 
 def test_page_loads_nothing_from_outside_the_site(page):

@@ -9,9 +9,13 @@ static web server can serve; nothing is fetched from the internet when the page 
   backends), copied from ``web/node_modules/``, which ``npm ci`` in ``web/`` installs;
 * ``weights.bin``: G's weights, float32 little-endian, one after the other;
 * ``manifest.json``: the audio facts (``sample_rate``, ``latent_dim``, ``slice_len``,
-  ``num_channels``), the training ``step``, ``class_names`` (null when unconditional), G's
-  layers in order with the inputs, settings and weight offsets the runtime needs, and the z
-  (and label) of the eight pads the page starts with.
+  ``num_channels``), the training ``step``, ``class_names`` (null when unconditional), what the
+  page names the model by (``model``: "wavegan" or "specgan", ``model_dim``: d, ``data``: the
+  name of the training data folder or null when unknown, ``source``: the model folder's name,
+  ``wavegan_tf_version``, ``docs_url``), G's layers in order with the inputs, settings and
+  weight offsets the runtime needs, and the z (and label) of the eight pads the page starts
+  with. Manifests written before ``model``, ``model_dim``, ``data`` and ``docs_url`` existed
+  still load; the page names what they hold.
 
 G is written layer by layer from its Keras model, so the page computes what the SavedModel
 does: the runtime knows the layer types a WaveGAN generator is built from (:data:`LAYER_SETTINGS`);
@@ -32,13 +36,18 @@ import numpy as np
 from wavegan_tf.files.atomic_files import atomic_output_dir
 from wavegan_tf.files.directories import ensure_writable_dir
 from wavegan_tf.nets.latent import sample_z
+from wavegan_tf.serving import pretrained
 from wavegan_tf.serving.export import load_keras_generator
+from wavegan_tf.training.config import CONFIG_FILENAME
+from wavegan_tf.training.settings import DEMO_DATA_DIR, TrainingOptions
 from wavegan_tf.version import __version__
 
 MANIFEST_FILENAME = "manifest.json"
 WEIGHTS_FILENAME = "weights.bin"
 MANIFEST_FORMAT = "wavegan-tfjs-1"
 NUM_PADS = 8
+# Where the page links for what it runs and how it was made.
+DOCS_URL = "https://pypi.org/project/wavegan-tf/"
 # web/ of the source tree: the page's sources and, after `npm ci`, the TensorFlow.js runtime.
 WEB_SOURCE_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web")
@@ -169,6 +178,25 @@ def _inbound_names(nodes):
     return names
 
 
+def training_data_name(model):
+    """The name of the folder G was trained on, or None when the model does not say.
+
+    A training directory's ``training.json`` names it (none: the built-in demo drums,
+    ``demo_drums``); an export inside a training directory (``RUN/export``) takes its run's; a
+    pretrained model's card says what its data was.
+    """
+    if pretrained.is_pretrained(model):
+        return pretrained.card(model).get("data", "").split(":")[0] or None
+    for directory in (model, os.path.dirname(os.path.normpath(model))):
+        if os.path.isfile(os.path.join(directory, CONFIG_FILENAME)):
+            try:
+                data_dir = TrainingOptions.load(directory).data_dir or DEMO_DATA_DIR
+            except (OSError, ValueError):
+                return None
+            return os.path.basename(os.path.normpath(data_dir))
+    return None
+
+
 def site_manifest(config, generator, step, seed, source):
     """The manifest dict and the weight arrays of G (see the module doc)."""
     layers, arrays = layer_graph(generator)
@@ -178,7 +206,9 @@ def site_manifest(config, generator, step, seed, source):
              "label": None if class_names is None else i % len(class_names)}
             for i, row in enumerate(z)]
     manifest = {
-        "format": MANIFEST_FORMAT, "wavegan_tf_version": __version__,
+        "format": MANIFEST_FORMAT, "wavegan_tf_version": __version__, "docs_url": DOCS_URL,
+        "model": config.model, "model_dim": config.model_dim,
+        "data": training_data_name(source),
         "source": os.path.basename(os.path.normpath(source)), "step": int(step),
         "sample_rate": config.sample_rate, "latent_dim": config.latent_dim,
         "slice_len": config.slice_len, "num_channels": config.num_channels,

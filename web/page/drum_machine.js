@@ -319,6 +319,24 @@
     return Boolean(info) && /SwiftShader|llvmpipe|software/i.test(gl.getParameter(info.UNMASKED_RENDERER_WEBGL));
   }
 
+  // What the page runs, from the manifest: model family and d, clip, data, steps, version and
+  // a link to the docs; a fact that an older manifest lacks is left out.
+  function showFacts(m) {
+    const family = {wavegan: 'WaveGAN', specgan: 'SpecGAN'}[m.model] || m.model;
+    const parts = [];
+    if (family) parts.push(family + (Number.isInteger(m.model_dim) ? ' d=' + m.model_dim : ''));
+    parts.push(m.slice_len + ' samples at ' + m.sample_rate + ' Hz (' + (m.slice_len / m.sample_rate).toFixed(2) + ' s)');
+    parts.push('z of ' + m.latent_dim + ' values');
+    parts.push('trained ' + m.step + ' steps' + (typeof m.data === 'string' ? ' on ' + m.data : ''));
+    if (m.class_names) parts.push('classes: ' + m.class_names.join(', '));
+    if (typeof m.wavegan_tf_version === 'string') parts.push('wavegan_tf ' + m.wavegan_tf_version);
+    $('facts').textContent = parts.join(', ') + '.';
+    if (typeof m.docs_url === 'string' && /^https?:\/\//.test(m.docs_url)) {
+      $('docs-link').href = m.docs_url;
+      $('docs-link').hidden = false;
+    }
+  }
+
   // ?backend=cpu|webgl picks the TensorFlow.js backend; by default WebGL on a GPU, else the CPU.
   async function start() {
     const wanted = new URLSearchParams(location.search).get('backend');
@@ -328,8 +346,7 @@
     state.model = await WaveGANRuntime.load('');
     const m = state.model.manifest;
     api.manifest = m;
-    $('facts').textContent = m.slice_len + ' samples at ' + m.sample_rate + ' Hz, z of ' + m.latent_dim +
-      ' values, trained ' + m.step + ' steps' + (m.class_names ? ', classes: ' + m.class_names.join(', ') : '') + '.';
+    showFacts(m);
     state.pads = m.pads.pads.map((initial, i) => buildPad(i, initial));
     buildMixer();
     buildSequencer();
