@@ -6,6 +6,7 @@ downloaded). The audio the page computes with TensorFlow.js must equal the Saved
 The screenshot of the page is kept in ``test-artifacts/`` of the repository.
 """
 
+import base64
 import functools
 import http.server
 import io
@@ -343,6 +344,42 @@ def test_page_loads_nothing_from_outside_the_site(page):
     assert all(url.startswith(origin) for url in urls), urls
 
 
+def test_page_opened_from_disk_loads_and_a_pad_plays(browser, site, export_dir):
+    assert open_page(browser, f"file://{site}/") == "cpu"
+    assert browser.execute_script("return location.protocol") == "file:"
+    z = latent.sample_z(web_export.NUM_PADS, LATENT_DIM, SEED)
+    np.testing.assert_allclose(call(browser, "window.wavegan.padZ(1)"), z[1], atol=1e-7)
+    audio = np.asarray(call(browser, "window.wavegan.padAudio(1)"), np.float32)
+    assert np.abs(audio - saved_model_audio(export_dir, z)[1, :, 0]).max() <= TOLERANCE
+    plays = browser.execute_script("return window.wavegan.plays")
+    browser.find_elements(By.CSS_SELECTOR, ".pad canvas")[1].click()
+    assert browser.execute_script("return window.wavegan.plays") == plays + 1
+    deadline = time.monotonic() + 5
+    while call(browser, "window.wavegan.audioState()") != "running":
+        assert time.monotonic() < deadline, "the pad's audio did not start"
+        time.sleep(0.05)
+    assert browser.execute_script(
+        "return Array.from(document.scripts).map((s) => s.getAttribute('src'))"
+        ".filter((src) => /^(manifest|weights)\\./.test(src))") == ["manifest.js", "weights.js"]
+
+
+def test_page_from_disk_without_its_weights_names_its_folder_and_hides_controls(
+        browser, site, tmp_path):
+    broken = str(tmp_path / "broken site")
+    shutil.copytree(site, broken)
+    os.remove(os.path.join(broken, web_export.WEIGHTS_SCRIPT))
+    browser.get(f"file://{broken}/index.html")
+    deadline = time.monotonic() + 30
+    while browser.execute_script("return window.wavegan && window.wavegan.status") != "error":
+        assert time.monotonic() < deadline, "the page did not report the missing weights"
+        time.sleep(0.1)
+    error = browser.find_element(By.ID, "error")
+    assert error.is_displayed()
+    assert "weights.js" in error.text and f"--web {broken} --overwrite" in error.text
+    assert "SITE" not in error.text
+    assert not browser.find_element(By.TAG_NAME, "main").is_displayed()
+
+
 def test_conditional_page_has_label_menus_and_matches_the_savedmodel(
         browser, serve, tmp_path_factory):
     export_dir = export.export_generator(
@@ -391,7 +428,8 @@ def test_webgl_backend_and_other_layers_match_the_savedmodel(browser, serve,
 def test_site_holds_page_runtime_weights_and_manifest(site, export_dir):
     names = sorted(os.listdir(site))
     assert names == sorted(list(web_export.PAGE_FILES) + [
-        web_export.MANIFEST_FILENAME, web_export.WEIGHTS_FILENAME, web_export.VENDOR_SUBDIR])
+        web_export.MANIFEST_FILENAME, web_export.WEIGHTS_FILENAME, web_export.VENDOR_SUBDIR,
+        web_export.MANIFEST_SCRIPT, web_export.WEIGHTS_SCRIPT])
     assert sorted(os.listdir(os.path.join(site, "vendor"))) == sorted(
         os.path.basename(p) for p in web_export.RUNTIME_FILES)
     with open(os.path.join(site, web_export.MANIFEST_FILENAME), encoding="utf-8") as f:
@@ -402,6 +440,15 @@ def test_site_holds_page_runtime_weights_and_manifest(site, export_dir):
     generator = tf.keras.models.load_model(os.path.join(export_dir, "generator.keras"))
     size = sum(int(np.prod(w.shape)) for w in generator.weights) * 4
     assert os.path.getsize(os.path.join(site, web_export.WEIGHTS_FILENAME)) == size
+    with open(os.path.join(site, web_export.MANIFEST_SCRIPT), encoding="ascii") as f:
+        script = f.read()
+    assert script.startswith("window.WAVEGAN_MANIFEST = ") and script.endswith(";\n")
+    assert json.loads(script[len("window.WAVEGAN_MANIFEST = "):-2]) == manifest
+    with open(os.path.join(site, web_export.WEIGHTS_SCRIPT), encoding="ascii") as f:
+        script = f.read()
+    assert script.startswith('window.WAVEGAN_WEIGHTS = "') and script.endswith('";\n')
+    with open(os.path.join(site, web_export.WEIGHTS_FILENAME), "rb") as f:
+        assert base64.b64decode(script[len('window.WAVEGAN_WEIGHTS = "'):-3]) == f.read()
     with open(os.path.join(site, "index.html"), encoding="utf-8") as f:
         html = f.read()
     for src in re.findall(r'src="([^"]+)"', html):
@@ -479,7 +526,9 @@ def test_missing_runtime_says_to_run_npm_ci(export_dir, tmp_path):
 def test_cli_writes_the_site_from_the_seed(export_dir, tmp_path, capsys):
     site = str(tmp_path / "site")
     assert run_generate_main("--model", export_dir, "--web", site, "--seed", "4") == 0
-    assert f"python -m http.server -d {site}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"open {os.path.join(site, 'index.html')} in a browser" in out
+    assert f"python -m http.server -d {site}" in out
     with open(os.path.join(site, web_export.MANIFEST_FILENAME), encoding="utf-8") as f:
         pads = json.load(f)["pads"]
     np.testing.assert_allclose([pad["z"] for pad in pads["pads"]],

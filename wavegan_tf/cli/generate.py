@@ -14,7 +14,7 @@ SavedModel written by wavegan_tf.serving.export, or a model that ships with the 
   python generate.py --model runs/sc09 --interpolate 8 --seed 3 --out_dir walk
   python generate.py --model runs/digits --label seven --n 8 --out_dir sevens
   python generate.py --model runs/digits/export --per_class 4 --out_dir digits
-  python generate.py --model runs/drums --web site    # the drum machine page; serve site/
+  python generate.py --model runs/drums --web site    # the drum machine: open site/index.html
   python generate.py --model runs/drums --tflite drums.tflite --tflite_weights int8
   python generate.py --model drums.tflite --n 8 --out_dir from_tflite
   python generate.py --model runs/drums --n 8 --plot drums.png --plot_data_dir data/demo_drums
@@ -30,6 +30,7 @@ SavedModel, unwritable output, existing files, a missing web runtime) are printe
 "error: ..." with exit status 1.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -86,7 +87,8 @@ flags.DEFINE_integer(
 flags.DEFINE_string(
     "web", None,
     "Instead of WAV files, write the drum machine web page of --model (a training directory "
-    "or an export) into this folder: index.html, scripts, G's weights and manifest.json. Its "
+    "or an export) into this folder: index.html, scripts, G's weights and manifest.json (also "
+    "as scripts, so the page opens from disk as well as from a web server). Its "
     "eight pads start from the z of --seed (pad i = clip i of generate.py --seed). An existing "
     "non-empty folder is replaced only with --overwrite.")
 flags.DEFINE_string(
@@ -118,7 +120,8 @@ def write_web(site_dir):
     """--web: checks no WAV flag was given, writes the site, prints how to open it."""
     check_no_wav_options("--web", _given(WAV_ONLY_FLAGS))
     web_export.export_web(FLAGS.model, site_dir, seed=FLAGS.seed, overwrite=FLAGS.overwrite)
-    print(f"wrote the drum machine page to {site_dir}; open it through a web server: "
+    print(f"wrote the drum machine page to {site_dir}; open "
+          f"{os.path.join(site_dir, 'index.html')} in a browser, or serve the folder: "
           f"python -m http.server -d {site_dir}")
 
 

@@ -1,7 +1,8 @@
 """A trained generator as a static web page: the WaveGAN drum machine, running G in the browser.
 
 :func:`export_web` turns a training directory or an export into a self-contained folder that any
-static web server can serve; nothing is fetched from the internet when the page runs:
+static web server can serve and that also opens from disk (double-click ``index.html``);
+nothing is fetched from the internet when the page runs:
 
 * ``index.html``, ``style.css``, ``drum_machine.js`` (the page) and ``wavegan_runtime.js`` (G's
   forward pass written with TensorFlow.js ops), copied from ``web/page/`` of the source tree;
@@ -16,6 +17,10 @@ static web server can serve; nothing is fetched from the internet when the page 
   weight offsets the runtime needs, and the z (and label) of the eight pads the page starts
   with. Manifests written before ``model``, ``model_dim``, ``data`` and ``docs_url`` existed
   still load; the page names what they hold.
+* ``manifest.js`` and ``weights.js``: the same manifest and weights as scripts
+  (``window.WAVEGAN_MANIFEST = {...}`` and ``window.WAVEGAN_WEIGHTS = "<base64>"``), which the
+  page loads with ``<script>`` tags when it is opened from disk (file://), where browsers refuse
+  to fetch files; served over HTTP it fetches ``manifest.json`` and ``weights.bin``.
 
 G is written layer by layer from its Keras model, so the page computes what the SavedModel
 does: the runtime knows the layer types a WaveGAN generator is built from (:data:`LAYER_SETTINGS`);
@@ -27,6 +32,7 @@ The folder is written under a temporary name beside its target and renamed into 
 failed export leaves no half-written site and keeps a previous one.
 """
 
+import base64
 import json
 import os
 import shutil
@@ -44,6 +50,13 @@ from wavegan_tf.version import __version__
 
 MANIFEST_FILENAME = "manifest.json"
 WEIGHTS_FILENAME = "weights.bin"
+# The manifest and weights as scripts, for a page opened from disk, and what they assign.
+MANIFEST_SCRIPT = "manifest.js"
+WEIGHTS_SCRIPT = "weights.js"
+MANIFEST_VARIABLE = "WAVEGAN_MANIFEST"
+WEIGHTS_VARIABLE = "WAVEGAN_WEIGHTS"
+# Bytes base64-encoded at a time into weights.js (a multiple of 3: no padding inside).
+BASE64_CHUNK = 3 * 2**20
 MANIFEST_FORMAT = "wavegan-tfjs-1"
 NUM_PADS = 8
 # Where the page links for what it runs and how it was made.
@@ -229,6 +242,32 @@ def _history_names(histories):
     return [history[0] for history in histories]
 
 
+def write_weights(directory, arrays):
+    """Writes ``arrays`` one after the other as ``weights.bin`` and, base64-encoded, as the
+    script ``weights.js`` into ``directory``."""
+    with open(os.path.join(directory, WEIGHTS_FILENAME), "wb") as f:
+        for array in arrays:
+            f.write(array.tobytes())
+    with open(os.path.join(directory, WEIGHTS_FILENAME), "rb") as source, \
+            open(os.path.join(directory, WEIGHTS_SCRIPT), "w", encoding="ascii") as f:
+        f.write(f'window.{WEIGHTS_VARIABLE} = "')
+        for chunk in iter(lambda: source.read(BASE64_CHUNK), b""):
+            f.write(base64.b64encode(chunk).decode("ascii"))
+        f.write('";\n')
+
+
+def write_manifest(directory, manifest):
+    """Writes ``manifest`` as ``manifest.json`` and as the script ``manifest.js`` into
+    ``directory`` (ASCII JSON, which is also a JavaScript expression)."""
+    with open(os.path.join(directory, MANIFEST_FILENAME), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(directory, MANIFEST_SCRIPT), "w", encoding="ascii") as f:
+        f.write(f"window.{MANIFEST_VARIABLE} = ")
+        json.dump(manifest, f, indent=1)
+        f.write(";\n")
+
+
 def export_web(model, site_dir, *, seed=0, overwrite=False, web_dir=WEB_SOURCE_DIR):
     """Writes the drum machine site of the model at ``model`` into ``site_dir``; returns it.
 
@@ -251,10 +290,6 @@ def export_web(model, site_dir, *, seed=0, overwrite=False, web_dir=WEB_SOURCE_D
         os.mkdir(os.path.join(tmp, VENDOR_SUBDIR))
         for path in runtime:
             shutil.copyfile(path, os.path.join(tmp, VENDOR_SUBDIR, os.path.basename(path)))
-        with open(os.path.join(tmp, WEIGHTS_FILENAME), "wb") as f:
-            for array in arrays:
-                f.write(array.tobytes())
-        with open(os.path.join(tmp, MANIFEST_FILENAME), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1)
-            f.write("\n")
+        write_weights(tmp, arrays)
+        write_manifest(tmp, manifest)
     return site_dir

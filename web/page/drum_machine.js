@@ -81,6 +81,7 @@
     source.buffer = audioBuffer(pad);
     source.connect(ctx.destination);
     source.start(when || 0);
+    api.plays += 1;
     pad.element.classList.add('playing');
     setTimeout(() => pad.element.classList.remove('playing'), 150);
   }
@@ -297,6 +298,7 @@
     error: null,
     manifest: null,
     lastGenerationMs: null,
+    plays: 0,
     backend: () => tf.getBackend(),
     // One clip for z (latent_dim numbers) and, for a conditional model, a class index:
     // a Float32Array [slice_len * num_channels], channels interleaved.
@@ -306,6 +308,7 @@
     newSound: newSound,
     mixPads: mixPads,
     play: playPad,
+    audioState: () => state.audioContext ? state.audioContext.state : null,
     tempo: () => state.sequencer.tempo,
     playing: () => Boolean(state.sequencer.timer),
     wav: (index) => wavBytes(state.pads[index].audio, state.model.manifest.sample_rate, state.model.manifest.num_channels),
@@ -343,7 +346,8 @@
     if (wanted) await tf.setBackend(wanted);
     else if (softwareWebGL()) await tf.setBackend('cpu');
     await tf.ready();
-    state.model = await WaveGANRuntime.load('');
+    // Opened from disk, the page may not fetch files: it loads its data as scripts then.
+    state.model = location.protocol === 'file:' ? await WaveGANRuntime.loadFromScripts('') : await WaveGANRuntime.load('');
     const m = state.model.manifest;
     api.manifest = m;
     showFacts(m);
@@ -356,9 +360,21 @@
     api.status = 'ready';
   }
 
-  start().catch((err) => {
+  // The folder the page was opened from (a path on disk, or the URL's folder).
+  function siteFolder() {
+    if (location.protocol !== 'file:') return location.href.replace(/[^/]*([?#].*)?$/, '');
+    return decodeURIComponent(location.pathname).replace(/\/[^/]*$/, '') || '/';
+  }
+
+  // Says why the page cannot run and hides the controls, which would do nothing.
+  function failed(err) {
     api.status = 'error';
     api.error = String(err && err.message || err);
-    showError(api.error + (location.protocol === 'file:' ? ' (open this page through a web server, e.g. python -m http.server -d SITE)' : ''));
-  });
+    $('facts').textContent = 'The generator could not be loaded.';
+    document.querySelector('main').hidden = true;
+    showError(api.error + ' (the page reads its generator from the files beside it in ' + siteFolder() +
+      '; write them again with: python generate.py --model RUN --web ' + siteFolder() + ' --overwrite)');
+  }
+
+  start().catch(failed);
 })();

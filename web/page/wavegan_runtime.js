@@ -1,6 +1,7 @@
-// WaveGAN's generator in the browser: reads manifest.json and weights.bin (written by
-// wavegan_tf.web_export) and computes G layer by layer with TensorFlow.js ops, as Keras does.
-// Exposes window.WaveGANRuntime.load(baseUrl) -> Promise<Generator>.
+// WaveGAN's generator in the browser: reads manifest.json and weights.bin, or the same as the
+// scripts manifest.js and weights.js (written by wavegan_tf.web_export), and computes G layer
+// by layer with TensorFlow.js ops, as Keras does. Exposes window.WaveGANRuntime.load(baseUrl)
+// and .loadFromScripts(baseUrl) -> Promise<Generator>.
 (function (global) {
   'use strict';
   const tf = global.tf;
@@ -180,19 +181,63 @@
     if (!seen.has(m.output)) throw new Error('output ' + JSON.stringify(m.output) + ' is not one of its layers');
   }
 
+  // Over HTTP: fetches manifest.json and the weights file it names.
   async function load(base) {
     const manifestUrl = base + 'manifest.json';
-    const fail = (url, err) => { throw new Error(url + ': ' + (err && err.message || err)); };
     let manifest;
     try {
       manifest = await (await fetchOk(manifestUrl)).json();
       checkManifest(manifest, null);
     } catch (err) { fail(manifestUrl, err); }
-    const weightsUrl = base + manifest.weights_file;
-    const buffer = await (await fetchOk(weightsUrl)).arrayBuffer();
+    const buffer = await (await fetchOk(base + manifest.weights_file)).arrayBuffer();
+    return build(manifest, buffer, manifestUrl, manifest.weights_file);
+  }
+
+  // From disk (file://), where fetch is refused: manifest.js and weights.js, loaded as scripts,
+  // assign window.WAVEGAN_MANIFEST and window.WAVEGAN_WEIGHTS (the weights in base64).
+  async function loadFromScripts(base) {
+    const manifestUrl = base + 'manifest.js';
+    let manifest;
+    try {
+      await addScript(manifestUrl);
+      manifest = global.WAVEGAN_MANIFEST;
+      checkManifest(manifest, null);
+    } catch (err) { fail(manifestUrl, err); }
+    const weightsUrl = base + 'weights.js';
+    let buffer;
+    try {
+      await addScript(weightsUrl);
+      buffer = decodeBase64(global.WAVEGAN_WEIGHTS);
+    } catch (err) { fail(weightsUrl, err); }
+    return build(manifest, buffer, manifestUrl, 'weights.js');
+  }
+
+  function fail(url, err) { throw new Error(url + ': ' + (err && err.message || err)); }
+
+  // Resolves once the script at url has run; rejects when it cannot be read.
+  function addScript(url) {
+    return new Promise((resolve, reject) => {
+      const script = document.createElement('script');
+      script.src = url;
+      script.onload = () => resolve();
+      script.onerror = () => reject(new Error('cannot load ' + url));
+      document.head.append(script);
+    });
+  }
+
+  function decodeBase64(text) {
+    if (typeof text !== 'string') throw new Error('it does not set window.WAVEGAN_WEIGHTS to a base64 string');
+    const binary = atob(text);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  // The Generator of a checked manifest and its weights (an ArrayBuffer read from weightsName).
+  function build(manifest, buffer, manifestUrl, weightsName) {
     try {
       checkManifest(manifest, buffer.byteLength);
-    } catch (err) { fail(manifestUrl, new Error((err.message) + ' (does it belong to this ' + manifest.weights_file + '?)')); }
+    } catch (err) { fail(manifestUrl, new Error((err.message) + ' (does it belong to this ' + weightsName + '?)')); }
     const weights = {};
     try {
       for (const layer of manifest.layers) {
@@ -206,5 +251,5 @@
     } catch (err) { fail(manifestUrl, err); }
   }
 
-  global.WaveGANRuntime = {load: load, Generator: Generator, checkManifest: checkManifest};
+  global.WaveGANRuntime = {load: load, loadFromScripts: loadFromScripts, Generator: Generator, checkManifest: checkManifest};
 })(window);
