@@ -380,6 +380,22 @@ def test_page_from_disk_without_its_weights_names_its_folder_and_hides_controls(
     assert not browser.find_element(By.TAG_NAME, "main").is_displayed()
 
 
+def test_served_page_without_its_weights_names_its_address(browser, serve, site, tmp_path):
+    broken = str(tmp_path / "served_broken")
+    shutil.copytree(site, broken)
+    os.remove(os.path.join(broken, web_export.WEIGHTS_FILENAME))
+    url = serve(broken)
+    browser.get(url + "index.html")
+    deadline = time.monotonic() + 30
+    while browser.execute_script("return window.wavegan && window.wavegan.status") != "error":
+        assert time.monotonic() < deadline, "the page did not report the missing weights"
+        time.sleep(0.1)
+    error = browser.find_element(By.ID, "error").text
+    assert "weights.bin: HTTP 404" in error and f"beside it at {url})" in error, error
+    assert "--web" not in error
+    assert not browser.find_element(By.TAG_NAME, "main").is_displayed()
+
+
 def test_conditional_page_has_label_menus_and_matches_the_savedmodel(
         browser, serve, tmp_path_factory):
     export_dir = export.export_generator(

@@ -360,10 +360,12 @@
     api.status = 'ready';
   }
 
-  // The folder the page was opened from (a path on disk, or the URL's folder).
-  function siteFolder() {
-    if (location.protocol !== 'file:') return location.href.replace(/[^/]*([?#].*)?$/, '');
-    return decodeURIComponent(location.pathname).replace(/\/[^/]*$/, '') || '/';
+  // Where the page's files are and, opened from disk, how to write them again.
+  function siteHint() {
+    if (location.protocol !== 'file:') return 'the page reads its generator from the files beside it at ' + location.href.replace(/[^/]*([?#].*)?$/, '');
+    const folder = decodeURIComponent(location.pathname).replace(/\/[^/]*$/, '') || '/';
+    return 'the page reads its generator from the files beside it in ' + folder +
+      '; write them again with: python generate.py --model RUN --web ' + folder + ' --overwrite';
   }
 
   // Says why the page cannot run and hides the controls, which would do nothing.
@@ -372,8 +374,7 @@
     api.error = String(err && err.message || err);
     $('facts').textContent = 'The generator could not be loaded.';
     document.querySelector('main').hidden = true;
-    showError(api.error + ' (the page reads its generator from the files beside it in ' + siteFolder() +
-      '; write them again with: python generate.py --model RUN --web ' + siteFolder() + ' --overwrite)');
+    showError(api.error + ' (' + siteHint() + ')');
   }
 
   start().catch(failed);
