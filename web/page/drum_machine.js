@@ -6,6 +6,7 @@
   const STEPS = 16;
   const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8'];
   const TEMPO_MIN = 30, TEMPO_MAX = 300;
+  const FAMILIES = {wavegan: 'WaveGAN', specgan: 'SpecGAN'};
   // Inputs that take no typing, so Space there starts or stops the sequencer.
   const NON_TEXT_INPUTS = ['range', 'checkbox', 'radio', 'button', 'submit', 'reset', 'color', 'file'];
   const state = {model: null, pads: [], audioContext: null, sequencer: null};
@@ -209,6 +210,8 @@
     $('seq-play').addEventListener('click', toggleSequencer);
     $('seq-tempo').addEventListener('input', readTempo);
     $('seq-tempo').addEventListener('change', readTempo);
+    $('seq-tempo').min = TEMPO_MIN;
+    $('seq-tempo').max = TEMPO_MAX;
     $('seq-tempo-limits').textContent = TEMPO_MIN + '-' + TEMPO_MAX + ' BPM';
     $('seq-clear').addEventListener('click', () => {
       grid.querySelectorAll('button.on').forEach((b) => b.click());
@@ -325,7 +328,7 @@
   // What the page runs, from the manifest: model family and d, clip, data, steps, version and
   // a link to the docs; a fact that an older manifest lacks is left out.
   function showFacts(m) {
-    const family = {wavegan: 'WaveGAN', specgan: 'SpecGAN'}[m.model] || m.model;
+    const family = typeof m.model !== 'string' ? null : Object.hasOwn(FAMILIES, m.model) ? FAMILIES[m.model] : m.model;
     const parts = [];
     if (family) parts.push(family + (Number.isInteger(m.model_dim) ? ' d=' + m.model_dim : ''));
     parts.push(m.slice_len + ' samples at ' + m.sample_rate + ' Hz (' + (m.slice_len / m.sample_rate).toFixed(2) + ' s)');
