@@ -295,6 +295,88 @@ def test_tempo_shows_its_limits_and_refuses_an_out_of_range_value(page):
     assert call(browser, "window.wavegan.tempo()") == 120 and not error.is_displayed()
 
 
+
+def _set_slider(browser, element_id, value):
+    """Moves the range input ``element_id`` to ``value`` as a drag would (an input event)."""
+    browser.execute_script(
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+        "e.dispatchEvent(new Event('input', {bubbles: true}));", element_id, str(value))
+
+
+def test_volume_slider_sets_the_output_gain(page):
+    browser, _ = page
+    call(browser, "window.wavegan.play(0)")
+    assert browser.find_element(By.ID, "volume-value").text == "0.80"
+    assert call(browser, "window.wavegan.outputGain()") == pytest.approx(0.8)
+    for volume in (0.3, 0.0, 1.0, 0.8):
+        _set_slider(browser, "volume", volume)
+        assert call(browser, "window.wavegan.outputGain()") == pytest.approx(volume)
+        assert browser.find_element(By.ID, "volume-value").text == f"{volume:.2f}"
+
+
+def _rendered(browser):
+    """Pad 1 played once through the page's output, rendered offline: channel 0."""
+    return np.asarray(call(browser, "window.wavegan.renderPad(0).then((c) => Array.from(c[0]))"),
+                      np.float32)
+
+
+def test_reverb_zero_is_dry_and_reverb_adds_a_tail(page):
+    browser, _ = page
+    clip = np.asarray(call(browser, "window.wavegan.padAudio(0)"), np.float32)
+    try:
+        _set_slider(browser, "volume", 1)
+        _set_slider(browser, "reverb", 0)
+        dry = _rendered(browser)
+        assert len(dry) == len(clip) + int(1.5 * SAMPLE_RATE)
+        np.testing.assert_allclose(dry[:len(clip)], clip, atol=1e-6)
+        assert np.abs(dry[len(clip):]).max() == 0
+        _set_slider(browser, "volume", 0.5)
+        np.testing.assert_allclose(_rendered(browser)[:len(clip)], 0.5 * clip, atol=1e-6)
+        _set_slider(browser, "volume", 1)
+        _set_slider(browser, "reverb", 0.6)
+        assert browser.find_element(By.ID, "reverb-value").text == "0.60"
+        wet = _rendered(browser)
+        assert np.abs(wet[:len(clip)] - clip).max() > 0.05, "reverb did not change the sound"
+        tail = np.sqrt(np.mean(wet[len(clip):len(clip) + SAMPLE_RATE // 4] ** 2))
+        assert tail > 1e-3, "reverb left no tail after the clip"
+        assert np.array_equal(_rendered(browser), wet), "the impulse should be fixed"
+    finally:
+        _set_slider(browser, "reverb", 0)
+        _set_slider(browser, "volume", 0.8)
+
+
+def _scheduled_at_swing(browser, swing):
+    """Plays the sequencer about a second at ``swing``; returns the steps it scheduled."""
+    _set_slider(browser, "seq-swing", swing)
+    browser.find_element(By.ID, "seq-play").click()
+    _wait_playing(browser, True)
+    time.sleep(1.0)
+    browser.find_element(By.ID, "seq-play").click()
+    _wait_playing(browser, False)
+    return call(browser, "window.wavegan.scheduledSteps()")
+
+
+def test_swing_delays_the_off_beat_steps_by_the_set_fraction(page):
+    browser, _ = page
+    swing = browser.find_element(By.ID, "seq-swing")
+    assert (swing.get_attribute("min"), swing.get_attribute("max")) == ("0.5", "0.8")
+    assert browser.find_element(By.ID, "seq-swing-limits").text == "0.50-0.80"
+    _type_tempo(browser, "120")
+    assert call(browser, "window.wavegan.tempo()") == 120
+    pair = 2 * 60 / 120 / 4
+    for fraction in (0.5, 0.7, 0.8):
+        steps = _scheduled_at_swing(browser, fraction)
+        assert call(browser, "window.wavegan.swing()") == fraction
+        assert browser.find_element(By.ID, "seq-swing-value").text == f"{fraction:.2f}"
+        assert [s["step"] for s in steps[:6]] == [0, 1, 2, 3, 4, 5]
+        assert len(steps) >= 6
+        for before, after in zip(steps, steps[1:]):
+            gap = after["time"] - before["time"]
+            expected = fraction * pair if before["step"] % 2 == 0 else (1 - fraction) * pair
+            assert gap == pytest.approx(expected, abs=1e-9), (before, after)
+    _set_slider(browser, "seq-swing", 0.5)
+
+
 def test_page_names_the_model_its_data_version_and_docs(browser, serve, tmp_path_factory):
     run = make_loud_train_dir(tmp_path_factory.mktemp("named_run"))
     TrainingOptions(data_dir=str(tmp_path_factory.mktemp("data") / "my_kicks")).save(run)

@@ -6,10 +6,17 @@
   const STEPS = 16;
   const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8'];
   const TEMPO_MIN = 30, TEMPO_MAX = 300;
+  // Swing as in the original WaveGAN drum machine: each off-beat 16th starts this fraction of
+  // the way through its pair of steps (0.5 is straight time).
+  const SWING_MIN = 0.5, SWING_MAX = 0.8;
+  // The reverb's impulse: noise decaying by 60 dB over IMPULSE_SECONDS.
+  const IMPULSE_SECONDS = 1.5;
+  // How many scheduled steps the page remembers for window.wavegan.scheduledSteps().
+  const SCHEDULE_MEMORY = 64;
   const FAMILIES = {wavegan: 'WaveGAN', specgan: 'SpecGAN'};
   // Inputs that take no typing, so Space there starts or stops the sequencer.
   const NON_TEXT_INPUTS = ['range', 'checkbox', 'radio', 'button', 'submit', 'reset', 'color', 'file'];
-  const state = {model: null, pads: [], audioContext: null, sequencer: null};
+  const state = {model: null, pads: [], audioContext: null, output: null, sequencer: null, scheduled: []};
   const $ = (id) => document.getElementById(id);
 
   function randomZ(latentDim) {
@@ -62,13 +69,74 @@
   }
 
   function audioContext() {
-    if (!state.audioContext) state.audioContext = new AudioContext();
+    if (!state.audioContext) {
+      state.audioContext = new AudioContext();
+      state.output = outputGraph(state.audioContext);
+    }
     return state.audioContext;
   }
 
-  function audioBuffer(pad) {
+  // A stereo impulse response of IMPULSE_SECONDS of noise decaying exponentially to -60 dB,
+  // drawn from a fixed-seed generator so that every render of the page's reverb is the same.
+  function reverbImpulse(ctx) {
+    const length = Math.round(IMPULSE_SECONDS * ctx.sampleRate);
+    const impulse = ctx.createBuffer(2, length, ctx.sampleRate);
+    let seed = 12345;
+    const noise = () => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed / 2147483648 - 1; };
+    for (let c = 0; c < 2; c++) {
+      const data = impulse.getChannelData(c);
+      for (let i = 0; i < length; i++) data[i] = noise() * Math.pow(0.001, i / length);
+    }
+    return impulse;
+  }
+
+  // The page's output on `ctx` (live or offline): sources connect to `input`, which goes
+  // straight (dry) and through a convolution reverb (wet, gain = the Reverb setting) to the
+  // Volume gain and the speakers. Reverb 0 leaves the sound dry.
+  function outputGraph(ctx) {
+    const input = ctx.createGain(), wet = ctx.createGain(), volume = ctx.createGain();
+    const convolver = ctx.createConvolver();
+    convolver.buffer = reverbImpulse(ctx);
+    input.connect(volume);
+    input.connect(convolver).connect(wet).connect(volume);
+    volume.connect(ctx.destination);
+    const graph = {input: input, wet: wet, volume: volume};
+    setMix(graph);
+    return graph;
+  }
+
+  // Sets the graph's gains from the Volume and Reverb sliders.
+  function setMix(graph) {
+    graph.volume.gain.value = Number($('volume').value);
+    graph.wet.gain.value = Number($('reverb').value);
+  }
+
+  // Follows the Volume and Reverb sliders, showing their values.
+  function buildOutputControls() {
+    for (const id of ['volume', 'reverb']) {
+      $(id).addEventListener('input', () => {
+        $(id + '-value').textContent = Number($(id).value).toFixed(2);
+        if (state.output) setMix(state.output);
+      });
+    }
+  }
+
+  // The output of playing pad `index` once through the page's output (Volume and Reverb as
+  // set), rendered offline: one Float32Array per channel, the clip plus the reverb's tail.
+  async function renderPad(index) {
     const m = state.model.manifest;
-    const ctx = audioContext();
+    const ctx = new OfflineAudioContext(2, m.slice_len + Math.round(IMPULSE_SECONDS * m.sample_rate), m.sample_rate);
+    const source = ctx.createBufferSource();
+    source.buffer = audioBuffer(state.pads[index], ctx);
+    source.connect(outputGraph(ctx).input);
+    source.start(0);
+    const rendered = await ctx.startRendering();
+    return Array.from({length: rendered.numberOfChannels}, (_, c) => rendered.getChannelData(c));
+  }
+
+  function audioBuffer(pad, context) {
+    const m = state.model.manifest;
+    const ctx = context || audioContext();
     const buffer = ctx.createBuffer(m.num_channels, m.slice_len, m.sample_rate);
     for (let c = 0; c < m.num_channels; c++) buffer.copyToChannel(channel(pad.audio, c), c);
     return buffer;
@@ -80,7 +148,7 @@
     const ctx = audioContext();
     const source = ctx.createBufferSource();
     source.buffer = audioBuffer(pad);
-    source.connect(ctx.destination);
+    source.connect(state.output.input);
     source.start(when || 0);
     api.plays += 1;
     pad.element.classList.add('playing');
@@ -187,8 +255,8 @@
 
   function buildSequencer() {
     const grid = $('seq-grid');
-    state.sequencer = {pattern: state.pads.map(() => new Array(STEPS).fill(false)), step: 0, timer: null, nextTime: 0,
-                       tempo: Number($('seq-tempo').value)};
+    state.sequencer = {pattern: state.pads.map(() => new Array(STEPS).fill(false)), step: 0, timer: null, pairStart: 0,
+                       tempo: Number($('seq-tempo').value), swing: Number($('seq-swing').value)};
     state.pads.forEach((_, row) => {
       const tr = grid.insertRow();
       tr.insertCell().textContent = String(row + 1);
@@ -213,6 +281,7 @@
     $('seq-tempo').min = TEMPO_MIN;
     $('seq-tempo').max = TEMPO_MAX;
     $('seq-tempo-limits').textContent = TEMPO_MIN + '-' + TEMPO_MAX + ' BPM';
+    buildSwing();
     $('seq-clear').addEventListener('click', () => {
       grid.querySelectorAll('button.on').forEach((b) => b.click());
     });
@@ -241,18 +310,38 @@
       TEMPO_MAX + ' BPM; ' + JSON.stringify(refused) + ' is refused, the sequencer keeps ' + state.sequencer.tempo + ' BPM.';
   }
 
+  // The Swing slider: its limits shown beside it, its value taken as it moves (a range
+  // input cannot hold a value outside them).
+  function buildSwing() {
+    const field = $('seq-swing');
+    field.min = SWING_MIN;
+    field.max = SWING_MAX;
+    $('seq-swing-limits').textContent = SWING_MIN.toFixed(2) + '-' + SWING_MAX.toFixed(2);
+    field.addEventListener('input', () => {
+      state.sequencer.swing = Number(field.value);
+      $('seq-swing-value').textContent = state.sequencer.swing.toFixed(2);
+    });
+  }
+
+  // When the current step starts on the audio clock: steps come in pairs of two 16th notes;
+  // the first of a pair starts with it, the second (the off-beat) `swing` of the way through.
+  function stepTime(seq) {
+    return seq.pairStart + (seq.step % 2 ? seq.swing * 2 * 60 / seq.tempo / 4 : 0);
+  }
+
   // Schedules the steps that fall in the next 100 ms on the audio clock (16th notes).
   function scheduleSteps() {
     const seq = state.sequencer;
     const ctx = audioContext();
-    const stepSeconds = 60 / seq.tempo / 4;
-    while (seq.nextTime < ctx.currentTime + 0.1) {
-      seq.pattern.forEach((steps, row) => { if (steps[seq.step]) playPad(row, seq.nextTime); });
+    for (let time = stepTime(seq); time < ctx.currentTime + 0.1; time = stepTime(seq)) {
+      seq.pattern.forEach((steps, row) => { if (steps[seq.step]) playPad(row, time); });
+      state.scheduled.push({step: seq.step, time: time, tempo: seq.tempo, swing: seq.swing});
+      if (state.scheduled.length > SCHEDULE_MEMORY) state.scheduled.shift();
       const cells = $('seq-grid').querySelectorAll('td.current');
       cells.forEach((c) => c.classList.remove('current'));
       Array.from($('seq-grid').rows).forEach((r) => r.cells[seq.step + 1].classList.add('current'));
       seq.step = (seq.step + 1) % STEPS;
-      seq.nextTime += stepSeconds;
+      if (seq.step % 2 === 0) seq.pairStart += 2 * 60 / seq.tempo / 4;
     }
   }
 
@@ -266,7 +355,8 @@
       return;
     }
     seq.step = 0;
-    seq.nextTime = audioContext().currentTime + 0.05;
+    state.scheduled = [];
+    seq.pairStart = audioContext().currentTime + 0.05;
     seq.timer = setInterval(scheduleSteps, 25);
     $('seq-play').textContent = 'Stop';
   }
@@ -314,6 +404,14 @@
     audioState: () => state.audioContext ? state.audioContext.state : null,
     tempo: () => state.sequencer.tempo,
     playing: () => Boolean(state.sequencer.timer),
+    swing: () => state.sequencer.swing,
+    // The gain of the page's output (the Volume slider); null before the first sound.
+    outputGain: () => state.output ? state.output.volume.gain.value : null,
+    reverbGain: () => state.output ? state.output.wet.gain.value : null,
+    renderPad: renderPad,
+    // The steps scheduled since Play (the last SCHEDULE_MEMORY): {step, time (audio clock, s),
+    // tempo, swing}.
+    scheduledSteps: () => state.scheduled.map((s) => Object.assign({}, s)),
     wav: (index) => wavBytes(state.pads[index].audio, state.model.manifest.sample_rate, state.model.manifest.num_channels),
   };
   window.wavegan = api;
@@ -356,6 +454,7 @@
     showFacts(m);
     state.pads = m.pads.pads.map((initial, i) => buildPad(i, initial));
     buildMixer();
+    buildOutputControls();
     buildSequencer();
     document.addEventListener('keydown', onKey);
     document.addEventListener('keyup', onKeyUp);
