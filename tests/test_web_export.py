@@ -255,7 +255,7 @@ def test_space_starts_and_stops_the_sequencer_except_while_typing(page):
     _wait_playing(browser, False)
     assert _current_steps(browser) == 0, "the step highlight stays lit after Stop"
     # A focused button takes Space once, not as a second toggle by its click.
-    browser.execute_script("document.querySelector('.pad button').focus()")
+    browser.execute_script("document.querySelector('.pad .row button').focus()")
     ActionChains(browser).send_keys(Keys.SPACE).perform()
     _wait_playing(browser, True)
     time.sleep(0.3)
@@ -375,6 +375,63 @@ def test_swing_delays_the_off_beat_steps_by_the_set_fraction(page):
             expected = fraction * pair if before["step"] % 2 == 0 else (1 - fraction) * pair
             assert gap == pytest.approx(expected, abs=1e-9), (before, after)
     _set_slider(browser, "seq-swing", 0.5)
+
+
+
+def test_phone_width_does_not_overflow_sideways(page):
+    browser, _ = page
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        time.sleep(0.3)
+        widths = browser.execute_script(
+            "const e = document.documentElement;"
+            "return [window.innerWidth, e.clientWidth, e.scrollWidth];")
+        assert widths[0] == 390, widths
+        assert widths[2] <= widths[1], f"the page overflows sideways at 390 px: {widths}"
+        right = browser.execute_script(
+            "return Math.max(...Array.from(document.querySelectorAll('.pad'))"
+            ".map((p) => p.getBoundingClientRect().right))")
+        assert right <= widths[1]
+        os.makedirs(ARTIFACTS_DIR, exist_ok=True)
+        assert browser.save_screenshot(os.path.join(ARTIFACTS_DIR, "web_drum_machine_390px.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_tab_reaches_every_pad_in_order(page):
+    browser, _ = page
+    browser.find_element(By.TAG_NAME, "h1").click()
+    reached = []
+    for _ in range(80):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        focus = browser.execute_script(
+            "const e = document.activeElement;"
+            "return e.classList.contains('pad-play') ? [e.tagName, Number(e.dataset.pad)] : null")
+        if focus:
+            assert focus[0] == "BUTTON"
+            reached.append(focus[1])
+        if len(reached) == 8:
+            break
+    assert reached == list(range(8)), reached
+
+
+def test_enter_and_space_on_a_focused_pad_play_it_and_leave_the_sequencer(page):
+    browser, _ = page
+    browser.execute_script("document.querySelectorAll('.pad-play')[3].focus()")
+    assert not call(browser, "window.wavegan.playing()")
+    for key in (Keys.ENTER, Keys.SPACE):
+        plays = browser.execute_script("return window.wavegan.plays")
+        ActionChains(browser).send_keys(key).perform()
+        time.sleep(0.3)
+        assert browser.execute_script("return window.wavegan.plays") == plays + 1, key
+        assert not call(browser, "window.wavegan.playing()"), "the pad's key toggled the sequencer"
+    assert browser.find_element(By.ID, "seq-play").text == "Play"
+    browser.find_element(By.TAG_NAME, "h1").click()
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    _wait_playing(browser, True)
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    _wait_playing(browser, False)
 
 
 def test_page_names_the_model_its_data_version_and_docs(browser, serve, tmp_path_factory):

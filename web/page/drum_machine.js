@@ -199,16 +199,23 @@
     const b = document.createElement('button');
     b.type = 'button';
     b.textContent = text;
-    b.addEventListener('click', (event) => { event.stopPropagation(); onClick(); });
+    b.addEventListener('click', onClick);
     return b;
   }
 
+  // A pad: its waveform on a button that plays it (click, or Enter or Space when focused),
+  // its key, New and Save, and for a conditional model a label menu.
   function buildPad(index, initial) {
     const m = state.model.manifest;
     const element = document.createElement('div');
     element.className = 'pad';
     element.dataset.pad = index;
     const canvas = document.createElement('canvas');
+    const play = button('', () => playPad(index));
+    play.className = 'pad-play';
+    play.dataset.pad = index;
+    play.setAttribute('aria-label', 'play pad ' + (index + 1));
+    play.append(canvas);
     const row = document.createElement('div');
     row.className = 'row';
     const key = document.createElement('span');
@@ -220,12 +227,10 @@
       const select = document.createElement('select');
       select.setAttribute('aria-label', 'label of pad ' + (index + 1));
       m.class_names.forEach((name, i) => select.add(new Option(name, i, false, i === initial.label)));
-      select.addEventListener('click', (event) => event.stopPropagation());
       select.addEventListener('change', () => { pad.label = Number(select.value); renderPads([index]); });
       row.append(select);
     }
-    element.append(canvas, row);
-    element.addEventListener('click', () => playPad(index));
+    element.append(play, row);
     $('pads').append(element);
     return pad;
   }
@@ -367,8 +372,14 @@
     return target.tagName === 'INPUT' && !NON_TEXT_INPUTS.includes(target.type);
   }
 
+  // True for a pad's play button: Enter and Space there play the pad (the button's own
+  // click), not the sequencer.
+  function onPad(target) {
+    return target.classList.contains('pad-play');
+  }
+
   function onKey(event) {
-    if (event.code === 'Space' && !typingIn(event.target)) {
+    if (event.code === 'Space' && !typingIn(event.target) && !onPad(event.target)) {
       // Not the focused button's own Space (a click on key up): that would toggle twice.
       event.preventDefault();
       if (!event.repeat) toggleSequencer();
@@ -382,7 +393,7 @@
 
   // Keeps a focused button from taking the Space that started or stopped the sequencer.
   function onKeyUp(event) {
-    if (event.code === 'Space' && !typingIn(event.target)) event.preventDefault();
+    if (event.code === 'Space' && !typingIn(event.target) && !onPad(event.target)) event.preventDefault();
   }
 
   // The API for scripts and tests.
