@@ -6,10 +6,10 @@ chunk lengths, a claim of 2**31 frames), random bytes behind real magic numbers,
 NaN/inf data, and folders with symlink loops, FIFOs and odd names; the decoder must skip each bad
 file with one line naming it, allocate nothing from a header's claim (tracemalloc and the
 process's peak RSS), and the pipeline must still batch the good files. The same goes for
-``--z_in`` files, ``config.json`` / ``training.json``, the web page's ``manifest.json`` and
-TF1 checkpoints with missing or wrongly shaped variables. Example counts are kept small
-(:data:`FEW`, :data:`SOME`) so the module runs in well under a minute; ``WAVEGAN_FUZZ_SCALE``
-multiplies them.
+``--z_in`` files (``.npy`` and JSON), ``config.json`` / ``training.json``, the web page's
+``manifest.json`` and TF1 checkpoints with missing or wrongly shaped variables. Example counts
+are kept small (:data:`FEW`, :data:`SOME`) so the module runs in well under a minute;
+``WAVEGAN_FUZZ_SCALE`` multiplies them.
 """
 
 import json
@@ -488,6 +488,55 @@ def _z_outcome(path):
 def test_a_hostile_z_file_is_a_clear_error_naming_it_in_bounded_memory(content):
     with tempfile.TemporaryDirectory() as directory:
         path = _write(directory, "z.npy", content)
+        tracemalloc.start()
+        try:
+            outcome = _z_outcome(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < MEMORY_LIMIT, f"{peak / 2**20:.0f} MiB allocated"
+        if isinstance(outcome, str):
+            assert repr(path) in outcome and "\n" not in outcome, outcome
+        else:
+            assert outcome.dtype == np.float32 and outcome.shape[1] == 8
+            assert outcome.shape[0] >= 1 and np.all(np.isfinite(outcome))
+
+
+Z_JSON_KEYS = ["format", "version", "latent_dim", "z", "labels"]
+
+
+@st.composite
+def z_json_files(draw):
+    """JSON z files (what the drum machine page exports): a document with some of its fields
+    replaced by any JSON value or dropped, and its numbers sometimes NaN, infinite, huge,
+    booleans or text; any JSON; or broken bytes."""
+    kind = draw(st.sampled_from(["document", "json", "bytes"]))
+    if kind == "document":
+        rows, width = draw(st.integers(0, 3)), draw(st.sampled_from([0, 3, 8, 9]))
+        number = st.floats(-1, 1) | st.sampled_from(
+            [float("nan"), float("inf"), 1e308, 2**70, 10**400, True, None, "0.5"])
+        document = {"format": "wavegan_tf.z", "version": 1, "latent_dim": width,
+                    "z": [[draw(number) for _ in range(width)] for _ in range(rows)]}
+        if draw(st.booleans()):
+            document["labels"] = draw(st.lists(st.integers(-1, 3) | st.text(max_size=3),
+                                               min_size=rows, max_size=rows + 1))
+        for key in draw(st.sets(st.sampled_from(Z_JSON_KEYS), max_size=2)):
+            if draw(st.booleans()):
+                document.pop(key, None)
+            else:
+                document[key] = draw(JSON_VALUES)
+        return json.dumps(document).encode()
+    if kind == "json":
+        return json.dumps(draw(JSON_VALUES)).encode()
+    return draw(st.sampled_from([b"{", b"[" * 100000, b"\xff\xfe", b"", b'{"z": [[1e999'])) + \
+        draw(st.binary(max_size=100))
+
+
+@fuzz(SOME)
+@given(z_json_files())
+def test_a_hostile_json_z_file_is_a_clear_error_naming_it_in_bounded_memory(content):
+    with tempfile.TemporaryDirectory() as directory:
+        path = _write(directory, "z.json", content)
         tracemalloc.start()
         try:
             outcome = _z_outcome(path)

@@ -11,10 +11,12 @@ SavedModel written by wavegan_tf.serving.export, or a model that ships with the 
   python generate.py --model runs/sc09 --n 16 --out_dir samples
   python generate.py --model runs/sc09/export --seed 7 --z_out z.npy --concat
   python generate.py --model runs/sc09 --z_in z.npy --out_dir again
+  python generate.py --model runs/drums --z_in wavegan_kept.json --out_dir kept
   python generate.py --model runs/sc09 --interpolate 8 --seed 3 --out_dir walk
   python generate.py --model runs/digits --label seven --n 8 --out_dir sevens
   python generate.py --model runs/digits/export --per_class 4 --out_dir digits
   python generate.py --model runs/drums --web site    # the drum machine: open site/index.html
+  python generate.py --model runs/drums --web site --z_in wavegan_kept.json
   python generate.py --model runs/drums --tflite drums.tflite --tflite_weights int8
   python generate.py --model drums.tflite --n 8 --out_dir from_tflite
   python generate.py --model runs/drums --n 8 --plot drums.png --plot_data_dir data/demo_drums
@@ -63,8 +65,12 @@ flags.DEFINE_integer(
     "batch_size", loading.DEFAULT_BATCH_SIZE, "Clips per forward pass of the generator.")
 flags.DEFINE_string(
     "z_in", None,
-    "A .npy of z vectors [n, latent_dim] to generate from (one clip per row), e.g. a --z_out "
-    "file, to reproduce or edit clips.")
+    "A z file to generate from (one clip per row), to reproduce or edit clips: a .npy of z "
+    "vectors [n, latent_dim] (e.g. a --z_out file), or a .json z file ({\"format\": "
+    "\"wavegan_tf.z\", \"version\": 1, \"latent_dim\": D, \"z\": [[...], ...], optional "
+    "\"labels\": a class name or index per row}), which the drum machine page's Export kept "
+    "sounds writes; for a conditional model its labels give each clip's class unless --label "
+    "is given. With --web: the pads start from its rows (at most 8; the rest from --seed).")
 flags.DEFINE_string("z_out", None, "Also write the z used, [n, latent_dim] float32, to this .npy.")
 flags.DEFINE_integer(
     "interpolate", 0,
@@ -89,8 +95,8 @@ flags.DEFINE_string(
     "Instead of WAV files, write the drum machine web page of --model (a training directory "
     "or an export) into this folder: index.html, scripts, G's weights and manifest.json (also "
     "as scripts, so the page opens from disk as well as from a web server). Its "
-    "eight pads start from the z of --seed (pad i = clip i of generate.py --seed). An existing "
-    "non-empty folder is replaced only with --overwrite.")
+    "eight pads start from the z of --seed (pad i = clip i of generate.py --seed), or from the "
+    "rows of --z_in first. An existing non-empty folder is replaced only with --overwrite.")
 flags.DEFINE_string(
     "tflite", None,
     "Instead of WAV files, write G of --model (a training directory or an export) as a LiteRT "
@@ -117,9 +123,11 @@ def _given(names):
 
 
 def write_web(site_dir):
-    """--web: checks no WAV flag was given, writes the site, prints how to open it."""
-    check_no_wav_options("--web", _given(WAV_ONLY_FLAGS))
-    web_export.export_web(FLAGS.model, site_dir, seed=FLAGS.seed, overwrite=FLAGS.overwrite)
+    """--web: checks no WAV flag but --z_in (the pads' z) was given, writes the site, prints
+    how to open it."""
+    check_no_wav_options("--web", _given(name for name in WAV_ONLY_FLAGS if name != "z_in"))
+    web_export.export_web(FLAGS.model, site_dir, seed=FLAGS.seed, z_in=FLAGS.z_in,
+                          overwrite=FLAGS.overwrite)
     print(f"wrote the drum machine page to {site_dir}; open "
           f"{os.path.join(site_dir, 'index.html')} in a browser, or serve the folder: "
           f"python -m http.server -d {site_dir}")

@@ -3,9 +3,10 @@ chooses z and writes the clips. It defines no absl flags, so tests and notebooks
 
 import os
 
-from wavegan_tf.nets.latent import check_z, load_z
+from wavegan_tf.nets.latent import check_z, load_z_and_labels
 from wavegan_tf.serving.generation import choose_z, write_clips
-from wavegan_tf.serving.loading import DEFAULT_BATCH_SIZE, load_model_for_generation
+from wavegan_tf.serving.loading import (DEFAULT_BATCH_SIZE, load_model_for_generation,
+                                        z_file_labels)
 
 # Flags of generate.py that shape WAV output only; --web and --tflite write other forms.
 WAV_ONLY_FLAGS = ("n", "out_dir", "batch_size", "z_in", "z_out", "interpolate", "concat",
@@ -17,24 +18,37 @@ def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_S
                    per_class=None, plot=None, plot_data_dir=None):
     """Generates clips with the model at path ``model`` and writes them as 16-bit WAVs.
 
-    The arguments are those of ``generate.py``. z comes from the ``.npy`` file ``z_in``
-    (``[n, latent_dim]``), from ``interpolate`` clips between the z of ``seed`` and
-    ``seed + 1``, or else from ``n`` (default 16) random rows for ``seed``. A conditional model
-    needs ``label`` (every clip of that class) or ``per_class`` (that many clips of every class,
-    the same z for each). The files are those of
-    :func:`wavegan_tf.serving.generation.write_clips`; returns the paths written.
+    The arguments are those of ``generate.py``. z comes from the z file ``z_in`` (a ``.npy``
+    ``[n, latent_dim]`` or a JSON z file, see :mod:`wavegan_tf.nets.latent`), from
+    ``interpolate`` clips between the z of ``seed`` and ``seed + 1``, or else from ``n``
+    (default 16) random rows for ``seed``. A conditional model needs ``label`` (every clip of
+    that class), ``per_class`` (that many clips of every class, the same z for each) or a JSON
+    z file with labels (each clip of its row's class; ``label`` overrides them). The files are
+    those of :func:`wavegan_tf.serving.generation.write_clips`; returns the paths written.
     """
     check_options(n=n, seed=seed, batch_size=batch_size, z_in=z_in, interpolate=interpolate,
                   label=label, per_class=per_class, plot=plot, plot_data_dir=plot_data_dir)
     generator = load_model_for_generation(model)
-    check_conditioning_options(generator, label, per_class)
+    labels = None
     if z_in is not None:
-        z = check_z(load_z(z_in), generator.latent_dim, source=f"z file {z_in!r}")
+        z, labels = read_z_file(z_in, generator)
     else:
         z = choose_z(generator.latent_dim, n=per_class or n, seed=seed, interpolate=interpolate)
-    return write_clips(generator, out_dir, z, label=label, per_class=per_class is not None,
-                       batch_size=batch_size, z_out=z_out, concat=concat, overwrite=overwrite,
-                       plot=plot, plot_data_dir=plot_data_dir, seed=seed)
+    if label is not None:
+        labels = None
+    check_conditioning_options(generator, label, per_class, labels)
+    return write_clips(generator, out_dir, z, label=label, labels=labels,
+                       per_class=per_class is not None, batch_size=batch_size, z_out=z_out,
+                       concat=concat, overwrite=overwrite, plot=plot,
+                       plot_data_dir=plot_data_dir, seed=seed)
+
+
+def read_z_file(path, generator):
+    """The z of the z file ``path`` checked against ``generator``, and the class indices its
+    labels name (None when it names none)."""
+    z, labels = load_z_and_labels(path)
+    z = check_z(z, generator.latent_dim, source=f"z file {path!r}")
+    return z, z_file_labels(path, labels, generator.class_names, generator.source)
 
 
 def check_options(*, n, seed, batch_size, z_in, interpolate, label=None, per_class=None,
@@ -71,8 +85,9 @@ def check_options(*, n, seed, batch_size, z_in, interpolate, label=None, per_cla
         raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
 
 
-def check_conditioning_options(generator, label, per_class):
-    """--label/--per_class only for a conditional model, which needs one of them."""
+def check_conditioning_options(generator, label, per_class, labels=None):
+    """--label/--per_class only for a conditional model, which needs one of them or the
+    per-clip class indices ``labels`` of a JSON z file."""
     if not generator.conditional:
         given = [name for name, value in (("--label", label), ("--per_class", per_class))
                  if value is not None]
@@ -81,7 +96,7 @@ def check_conditioning_options(generator, label, per_class):
                              f"{generator.source!r} is unconditional (trained without "
                              "--conditional)")
         return
-    if label is None and per_class is None:
+    if label is None and per_class is None and labels is None:
         raise ValueError(f"{generator.source!r} is a conditional model: give --label (one of "
                          f"{generator.class_names}, or an index) or --per_class N")
     if label is not None:

@@ -44,26 +44,26 @@ def check_not_existing(paths):
                                   "existing files")
 
 
-def write_clips(model, out_dir, z, *, label=None, per_class=False, batch_size=DEFAULT_BATCH_SIZE,
-                z_out=None, concat=False, overwrite=False, plot=None, plot_data_dir=None,
-                seed=0):
+def write_clips(model, out_dir, z, *, label=None, labels=None, per_class=False,
+                batch_size=DEFAULT_BATCH_SIZE, z_out=None, concat=False, overwrite=False,
+                plot=None, plot_data_dir=None, seed=0):
     """Generates a clip for every row of ``z`` with ``model`` (a
     :class:`~wavegan_tf.serving.loading.GenerationModel`) and writes them as 16-bit WAVs.
 
     Writes ``out_dir/wavegan_0000.wav`` ..., with ``concat`` also ``out_dir/wavegan_all.wav``,
     and with ``z_out`` (a ``.npy`` path) ``z``. A conditional model writes every clip of
-    ``label`` (a class name or index), or with ``per_class`` the clips of every class, from the
-    same z, into ``out_dir/<class>/``. With ``plot`` (a ``.png`` path) the first clips written
-    are drawn there, beside as many real clips of the folder ``plot_data_dir`` (cut at random,
-    seeded by ``seed``) when it is given. Nothing is overwritten unless ``overwrite``. Returns
-    the paths written.
+    ``label`` (a class name or index), or of ``labels`` (a class index per row of z), or with
+    ``per_class`` the clips of every class, from the same z, into ``out_dir/<class>/``. With
+    ``plot`` (a ``.png`` path) the first clips written are drawn there, beside as many real
+    clips of the folder ``plot_data_dir`` (cut at random, seeded by ``seed``) when it is given.
+    Nothing is overwritten unless ``overwrite``. Returns the paths written.
     """
     # Writers of one folder take turns, so that the second finds the first's files (and
     # refuses, unless overwriting) instead of both passing the check and mixing their clips.
     ensure_writable_dir(out_dir)
     with exclusive_lock(os.path.join(out_dir, WRITERS_LOCK_FILENAME)):
         _remove_killed_writers_files(out_dir, plot, z_out)
-        return _write_clips(model, out_dir, z, label=label, per_class=per_class,
+        return _write_clips(model, out_dir, z, label=label, labels=labels, per_class=per_class,
                             batch_size=batch_size, z_out=z_out, concat=concat,
                             overwrite=overwrite, plot=plot, plot_data_dir=plot_data_dir,
                             seed=seed)
@@ -82,11 +82,13 @@ def _remove_killed_writers_files(out_dir, plot, z_out):
             os.remove(stale)
 
 
-def _write_clips(model, out_dir, z, *, label, per_class, batch_size, z_out, concat, overwrite,
-                 plot, plot_data_dir, seed):
+def _write_clips(model, out_dir, z, *, label, labels, per_class, batch_size, z_out, concat,
+                 overwrite, plot, plot_data_dir, seed):
     if per_class:
         jobs = [(os.path.join(out_dir, name), index)
                 for index, name in enumerate(model.class_names)]
+    elif labels is not None:
+        jobs = [(out_dir, labels)]
     else:
         jobs = [(out_dir, None if label is None else model.label_index(label))]
     outputs = [prepare_outputs(folder, len(z), concat=concat, z_out=z_out, overwrite=overwrite)

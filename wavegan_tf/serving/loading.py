@@ -22,6 +22,33 @@ DEFAULT_BATCH_SIZE = 64
 SAVED_MODEL_FILENAME = "saved_model.pb"
 
 
+def class_index(label, class_names, source):
+    """The index in ``class_names`` (of the model at ``source``) of ``label``: a class name, or
+    an index (int or digits); a name wins over an index. ValueError listing the classes."""
+    if str(label) in class_names:
+        return class_names.index(str(label))
+    text = str(label).strip()
+    if text.isdigit() and int(text) < len(class_names):
+        return int(text)
+    raise ValueError(f"unknown label {label!r} for model {source!r}; its classes are "
+                     f"{class_names} (a name, or an index 0-{len(class_names) - 1})")
+
+
+def z_file_labels(path, labels, class_names, source):
+    """The class indices ``[n]`` int32 of the ``labels`` that the z file ``path`` names (None
+    when it names none) for the model at ``source`` with ``class_names`` (None: unconditional).
+    ValueError naming the file for labels an unconditional model cannot take or unknown ones."""
+    if labels is None:
+        return None
+    if class_names is None:
+        raise ValueError(f"z file {path!r} names labels, but model {source!r} is unconditional "
+                         "(trained without --conditional)")
+    try:
+        return np.array([class_index(label, class_names, source) for label in labels], np.int32)
+    except ValueError as err:
+        raise ValueError(f"z file {path!r}: {err}") from None
+
+
 class GenerationModel:
     """A generator that maps z ``[n, latent_dim]`` to audio, plus what is needed to write it.
 
@@ -55,14 +82,7 @@ class GenerationModel:
         """
         if not self.conditional:
             raise ValueError(f"model {self.source!r} is unconditional: it takes no label")
-        if str(label) in self.class_names:
-            return self.class_names.index(str(label))
-        text = str(label).strip()
-        if text.isdigit() and int(text) < len(self.class_names):
-            return int(text)
-        raise ValueError(f"unknown label {label!r} for model {self.source!r}; its classes are "
-                         f"{self.class_names} (a name, or an index 0-"
-                         f"{len(self.class_names) - 1})")
+        return class_index(label, self.class_names, self.source)
 
     def generate(self, z, batch_size=DEFAULT_BATCH_SIZE, labels=None):
         """Audio ``[n, slice_len, num_channels]`` float32 in [-1, 1] for z ``[n, latent_dim]``.

@@ -14,9 +14,11 @@ nothing is fetched from the internet when the page runs:
   page names the model by (``model``: "wavegan" or "specgan", ``model_dim``: d, ``data``: the
   name of the training data folder or null when unknown, ``source``: the model folder's name,
   ``wavegan_tf_version``, ``docs_url``), G's layers in order with the inputs, settings and
-  weight offsets the runtime needs, and the z (and label) of the eight pads the page starts
-  with. Manifests written before ``model``, ``model_dim``, ``data`` and ``docs_url`` existed
-  still load; the page names what they hold.
+  weight offsets the runtime needs, ``model_id`` (a hash of G's layers and weights, which
+  keys what the page keeps in the browser's localStorage: kept pads and the saved sequencer
+  pattern come back in any site of the same model, and only there), and the z (and label) of
+  the eight pads the page starts with. Manifests written before ``model``, ``model_dim``,
+  ``data``, ``docs_url`` and ``model_id`` existed still load; the page names what they hold.
 * ``manifest.js`` and ``weights.js``: the same manifest and weights as scripts
   (``window.WAVEGAN_MANIFEST = {...}`` and ``window.WAVEGAN_WEIGHTS = "<base64>"``), which the
   page loads with ``<script>`` tags when it is opened from disk (file://), where browsers refuse
@@ -27,12 +29,17 @@ does: the runtime knows the layer types a WaveGAN generator is built from (:data
 any other layer is refused with an error naming it. The pads start from
 ``wavegan_tf.nets.latent.sample_z(8, latent_dim, seed)``: pad i plays clip i of
 ``generate.py --seed SEED`` (for a conditional model, with label i mod the number of classes).
+With a z file (``generate.py --web SITE --z_in FILE``: a ``.npy`` or a JSON z file, such as
+the page's "Export kept sounds" writes) pad i starts from row i of the file instead, with the
+row's label when the file names labels; a file of fewer than eight rows leaves the remaining
+pads to the seed, one of more than eight is refused.
 
 The folder is written under a temporary name beside its target and renamed into place, so a
 failed export leaves no half-written site and keeps a previous one.
 """
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -41,9 +48,10 @@ import numpy as np
 
 from wavegan_tf.files.atomic_files import atomic_output_dir
 from wavegan_tf.files.directories import ensure_writable_dir
-from wavegan_tf.nets.latent import sample_z
+from wavegan_tf.nets.latent import check_z, load_z_and_labels, sample_z
 from wavegan_tf.serving import pretrained
 from wavegan_tf.serving.export import load_keras_generator
+from wavegan_tf.serving.loading import z_file_labels
 from wavegan_tf.training.config import CONFIG_FILENAME
 from wavegan_tf.training.settings import DEMO_DATA_DIR, TrainingOptions
 from wavegan_tf.version import __version__
@@ -210,26 +218,52 @@ def training_data_name(model):
     return None
 
 
-def site_manifest(config, generator, step, seed, source):
+def pad_starts(latent_dim, class_names, seed, source, z_in=None):
+    """The z (float32 values as floats) and label of each pad: rows of the z file ``z_in``
+    first, the rest from ``seed`` (pad i = clip i of the seed; label i mod the classes).
+    ValueError naming the file when its z do not fit the model or are more than the pads."""
+    z = sample_z(NUM_PADS, latent_dim, seed)
+    labels = [None if class_names is None else i % len(class_names) for i in range(NUM_PADS)]
+    if z_in is not None:
+        chosen, names = load_z_and_labels(z_in)
+        chosen = check_z(chosen, latent_dim, source=f"z file {z_in!r}")
+        if len(chosen) > NUM_PADS:
+            raise ValueError(f"z file {z_in!r} holds {len(chosen)} z, more than the page's "
+                             f"{NUM_PADS} pads")
+        z[:len(chosen)] = chosen
+        indices = z_file_labels(z_in, names, class_names, source)
+        if indices is not None:
+            labels[:len(chosen)] = [int(i) for i in indices]
+    return [{"z": [float(v) for v in row], "label": label} for row, label in zip(z, labels)]
+
+
+def model_id(layers, arrays):
+    """A short hash of G's layer entries and weights: the same for every site of a model."""
+    digest = hashlib.sha256(json.dumps(layers, sort_keys=True).encode("utf-8"))
+    for array in arrays:
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def site_manifest(config, generator, step, seed, source, z_in=None):
     """The manifest dict and the weight arrays of G (see the module doc)."""
     layers, arrays = layer_graph(generator)
     class_names = list(config.class_names) if config.conditional else None
-    z = sample_z(NUM_PADS, config.latent_dim, seed)
-    pads = [{"z": [float(v) for v in row],
-             "label": None if class_names is None else i % len(class_names)}
-            for i, row in enumerate(z)]
+    pads = pad_starts(config.latent_dim, class_names, seed, source, z_in)
     manifest = {
         "format": MANIFEST_FORMAT, "wavegan_tf_version": __version__, "docs_url": DOCS_URL,
         "model": config.model, "model_dim": config.model_dim,
         "data": training_data_name(source),
         "source": os.path.basename(os.path.normpath(source)), "step": int(step),
+        "model_id": model_id(layers, arrays),
         "sample_rate": config.sample_rate, "latent_dim": config.latent_dim,
         "slice_len": config.slice_len, "num_channels": config.num_channels,
         "class_names": class_names,
         "inputs": _history_names(generator.get_config()["input_layers"]),
         "output": _history_names(generator.get_config()["output_layers"])[0],
         "weights_file": WEIGHTS_FILENAME, "layers": layers,
-        "pads": {"seed": seed, "pads": pads},
+        "pads": {"seed": seed,
+                 "z_file": None if z_in is None else os.path.basename(z_in), "pads": pads},
     }
     return manifest, arrays
 
@@ -268,21 +302,23 @@ def write_manifest(directory, manifest):
         f.write(";\n")
 
 
-def export_web(model, site_dir, *, seed=0, overwrite=False, web_dir=WEB_SOURCE_DIR):
+def export_web(model, site_dir, *, seed=0, z_in=None, overwrite=False, web_dir=WEB_SOURCE_DIR):
     """Writes the drum machine site of the model at ``model`` into ``site_dir``; returns it.
 
-    ``model`` is a training directory or an export folder; ``seed`` picks the pads' first z.
+    ``model`` is a training directory or an export folder; ``seed`` picks the pads' first z,
+    and the z file ``z_in`` (when given) those of its rows' pads.
     An existing non-empty ``site_dir`` is replaced only with ``overwrite``. Raises
     FileNotFoundError when the page sources or the TensorFlow.js runtime are missing (with what
     to run), FileExistsError or OSError for an output folder that cannot be used, ValueError
-    for a model that cannot be exported; nothing is written then.
+    for a model that cannot be exported or a z file that does not fit it; nothing is written
+    then.
     """
     if seed < 0:
         raise ValueError(f"--seed must be >= 0, got {seed}")
     pages, runtime = runtime_paths(web_dir)
     check_site_dir(site_dir, overwrite)
     config, generator, step = load_keras_generator(model)
-    manifest, arrays = site_manifest(config, generator, step, seed, model)
+    manifest, arrays = site_manifest(config, generator, step, seed, model, z_in)
     # Checked again once this writer's turn has come: another may have filled it meanwhile.
     with atomic_output_dir(site_dir, check=lambda: check_site_dir(site_dir, overwrite)) as tmp:
         for path in pages:
