@@ -1,13 +1,19 @@
 """The package as pip installs it: a fresh venv, the console commands, the version."""
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
+
+import numpy as np
+import pytest
 
 import wavegan_tf
+from wavegan_tf.serving import web_sources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -21,33 +27,70 @@ def _can_build_wheels():
     return (major, minor) >= (70, 1)
 
 
-def _source_copy(tmp_path):
-    """The files a build reads, copied so that the build leaves nothing in the checkout."""
+# What setup.py copies into a wheel: the page's sources and the TensorFlow.js scripts.
+WEB = os.path.join(ROOT, "web")
+WEB_FILES = (web_sources.source_page_paths(WEB) + web_sources.source_runtime_paths(WEB)
+             + [os.path.join(WEB, name) for name in ("package.json", "package-lock.json")])
+needs_web_runtime = pytest.mark.skipif(
+    not all(os.path.isfile(p) for p in web_sources.source_runtime_paths(WEB)),
+    reason="the page's runtime is not installed (npm ci in web/)")
+
+
+def _source_copy(tmp_path, web=True):
+    """The files a build reads, copied so that the build leaves nothing in the checkout: the
+    package, its build files and (``web``) the web files of :data:`WEB_FILES` there are."""
     source = tmp_path / "src"
     shutil.copytree(os.path.join(ROOT, "wavegan_tf"), source / "wavegan_tf",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+                    ignore=shutil.ignore_patterns("__pycache__", "web_assets"))
+    for name in ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in"):
         shutil.copy(os.path.join(ROOT, name), source / name)
+    for path in WEB_FILES if web else ():
+        if os.path.isfile(path):
+            target = source / os.path.relpath(path, ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
     return source
 
 
-def _venv_with_package(tmp_path, editable=False):
+def _new_venv(tmp_path):
     """A new venv that sees this interpreter's packages (TF, pip, setuptools) through a .pth
-    file, with the package pip-installed from a source copy without the network."""
-    assert _can_build_wheels(), "building needs setuptools>=70.1 (see requirements.txt)"
-    source, venv = _source_copy(tmp_path), tmp_path / "venv"
+    file: ``venv --system-site-packages`` would give the base Python's, without them."""
+    venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()"
-                           "['purelib'])"], capture_output=True, text=True, check=True)
+    site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig."
+                           "get_paths()['purelib'])"], capture_output=True, text=True,
+                          check=True)
     with open(os.path.join(site.stdout.strip(), "parent_env.pth"), "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")
+    return venv
+
+
+def _pip_install(venv, *args, cwd):
     install = subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-index", *(["-e"] if editable else []), str(source)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps",
+         "--no-build-isolation", "--no-index", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=120)
     assert install.returncode == 0, install.stdout + install.stderr
+
+
+def _venv_with_package(tmp_path, editable=False):
+    """A new venv (:func:`_new_venv`) with the package pip-installed from a source copy
+    without the network."""
+    assert _can_build_wheels(), "building needs setuptools>=70.1 (see requirements.txt)"
+    source, venv = _source_copy(tmp_path), _new_venv(tmp_path)
+    _pip_install(venv, *(["-e"] if editable else []), source, cwd=tmp_path)
     return venv, source
+
+
+def _build_wheel(source, out_dir, require_web=True):
+    """``pip wheel`` of ``source`` into ``out_dir``: (the finished process, the wheel or None)."""
+    env = {**ENV, "WAVEGAN_TF_REQUIRE_WEB": "1" if require_web else "0"}
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+         "--no-index", "-w", str(out_dir), str(source)],
+        capture_output=True, text=True, cwd=source.parent, env=env, timeout=120)
+    wheels = sorted(out_dir.glob("wavegan_tf-*.whl")) if out_dir.is_dir() else []
+    return built, (wheels[0] if wheels else None)
 
 
 def _help_flags(text):
@@ -91,13 +134,97 @@ def test_pip_install_gives_the_console_commands_and_the_version(tmp_path):
     assert shipped.stdout.strip() == "['drums'] pretrained:drums 16384", shipped.stderr
 
 
-def test_editable_install_keeps_the_demo_data_in_the_checkout(tmp_path):
+def test_editable_install_keeps_the_demo_data_and_the_web_page_in_the_checkout(tmp_path):
     venv, source = _venv_with_package(tmp_path, editable=True)
     result = subprocess.run(
         [venv / "bin" / "python", "-c",
-         "from wavegan_tf.training import settings; print(settings.DEMO_DATA_DIR)"],
+         "from wavegan_tf.training import settings; print(settings.DEMO_DATA_DIR); "
+         "from wavegan_tf.serving import web_sources as w; import os, wavegan_tf; "
+         "print(os.path.join(os.path.dirname(wavegan_tf.__file__), 'serving', "
+         "w.PACKAGED_DIRNAME))"],
         capture_output=True, text=True, cwd=tmp_path, env=ENV, timeout=120)
-    assert result.stdout.strip() == str(source / "data" / "demo_drums"), result.stderr
+    demo, assets = result.stdout.split()
+    assert demo == str(source / "data" / "demo_drums"), result.stderr
+    # Nothing copied into the checkout: --web reads its web/ (a change to web/page shows).
+    assert assets.startswith(str(source)) and not os.path.exists(assets)
+
+
+def _site_files():
+    """A site's files and the checkout files they copy (None: written by the export)."""
+    sources = {os.path.basename(p): p for p in web_sources.source_page_paths(WEB)}
+    sources.update({f"{web_sources.VENDOR_SUBDIR}/{os.path.basename(p)}": p
+                    for p in web_sources.source_runtime_paths(WEB)})
+    sources.update(dict.fromkeys(("manifest.json", "manifest.js", "weights.bin", "weights.js")))
+    return sources
+
+
+def _read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@needs_web_runtime
+def test_the_wheel_writes_the_drum_machine_site_outside_the_checkout(tmp_path):
+    """A wheel carries the page and its TensorFlow.js scripts (web_assets/, copied by setup.py
+    from web/): installed, with no checkout on sys.path, --web writes the whole site."""
+    assert _can_build_wheels(), "building needs setuptools>=70.1 (see requirements.txt)"
+    built, wheel = _build_wheel(_source_copy(tmp_path), tmp_path / "wheels")
+    assert built.returncode == 0 and wheel, built.stdout[-3000:] + built.stderr[-3000:]
+    assets = f"wavegan_tf/serving/{web_sources.PACKAGED_DIRNAME}/"
+    with zipfile.ZipFile(wheel) as archive:
+        packed = {name[len(assets):]: archive.read(name) for name in archive.namelist()
+                  if name.startswith(assets)}
+    expected = {("page/" + name if "/" not in name else name): path
+                for name, path in _site_files().items() if path}
+    assert sorted(packed) == sorted(expected)
+    assert all(packed[name] == _read_bytes(path) for name, path in expected.items())
+
+    venv = _new_venv(tmp_path)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    _pip_install(venv, wheel, cwd=work)
+    env = {name: value for name, value in ENV.items() if name != "PYTHONPATH"}
+    # The installed copy is the only wavegan_tf on sys.path (the checkout is not on it).
+    where = subprocess.run(
+        [venv / "bin" / "python", "-c", "import os, sys, wavegan_tf; print(wavegan_tf.__file__)"
+         "; print(*[p for p in sys.path if os.path.isdir(os.path.join(p or '.', 'wavegan_tf'))"
+         "], sep=chr(10))"], capture_output=True, text=True, cwd=work, env=env, timeout=120)
+    location, *holders = where.stdout.split("\n")[:-1]
+    assert location.startswith(str(venv / "lib")) and "site-packages" in location, location
+    assert holders == [os.path.dirname(os.path.dirname(location))], where.stdout
+    site = work / "site"
+    made = subprocess.run(
+        [venv / "bin" / "wavegan-generate", "--model", "pretrained:drums", "--web", str(site),
+         "--seed", "3"], capture_output=True, text=True, cwd=work, env=env, timeout=300)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    written = sorted(os.path.relpath(os.path.join(folder, name), site).replace(os.sep, "/")
+                     for folder, _, names in os.walk(site) for name in names)
+    assert written == sorted(_site_files())
+    assert all(_read_bytes(site / name) == _read_bytes(path)
+               for name, path in _site_files().items() if path)
+    manifest = json.loads((site / "manifest.json").read_text())
+    assert manifest["source"] == "pretrained:drums" and manifest["pads"]["seed"] == 3
+    weights = sum(4 * int(np.prod(w["shape"])) for layer in manifest["layers"]
+                  for w in layer["weights"])
+    assert weights > 0 and os.path.getsize(site / "weights.bin") == weights
+
+
+def test_a_wheel_without_the_web_runtime_is_refused_for_a_release_and_said_otherwise(
+        tmp_path):
+    """Without npm ci the build stops when WAVEGAN_TF_REQUIRE_WEB=1 (a release) and otherwise
+    warns and builds a wheel with the page but no scripts, whose --web says what to run."""
+    source = _source_copy(tmp_path)
+    shutil.rmtree(source / "web" / "node_modules", ignore_errors=True)
+    refused, wheel = _build_wheel(source, tmp_path / "refused")
+    assert refused.returncode != 0 and wheel is None
+    assert "run `npm ci` in web/ before building" in refused.stdout + refused.stderr
+    built, wheel = _build_wheel(source, tmp_path / "wheels", require_web=False)
+    assert built.returncode == 0 and wheel, built.stdout[-3000:] + built.stderr[-3000:]
+    assert "run `npm ci` in web/ before building" in built.stdout + built.stderr
+    with zipfile.ZipFile(wheel) as archive:
+        packed = [name for name in archive.namelist() if "/web_assets/" in name]
+    assert sorted(os.path.basename(name) for name in packed) == \
+        sorted(web_sources.PAGE_FILES)
 
 
 def test_version_has_one_source():

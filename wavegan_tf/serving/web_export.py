@@ -5,9 +5,9 @@ static web server can serve and that also opens from disk (double-click ``index.
 nothing is fetched from the internet when the page runs:
 
 * ``index.html``, ``style.css``, ``drum_machine.js`` (the page) and ``wavegan_runtime.js`` (G's
-  forward pass written with TensorFlow.js ops), copied from ``web/page/`` of the source tree;
+  forward pass written with TensorFlow.js ops);
 * ``vendor/``: the TensorFlow.js scripts (``@tensorflow/tfjs-core`` and its CPU and WebGL
-  backends), copied from ``web/node_modules/``, which ``npm ci`` in ``web/`` installs;
+  backends);
 * ``weights.bin``: G's weights, float32 little-endian, one after the other;
 * ``manifest.json``: the audio facts (``sample_rate``, ``latent_dim``, ``slice_len``,
   ``num_channels``), the training ``step``, ``class_names`` (null when unconditional), what the
@@ -23,6 +23,10 @@ nothing is fetched from the internet when the page runs:
   (``window.WAVEGAN_MANIFEST = {...}`` and ``window.WAVEGAN_WEIGHTS = "<base64>"``), which the
   page loads with ``<script>`` tags when it is opened from disk (file://), where browsers refuse
   to fetch files; served over HTTP it fetches ``manifest.json`` and ``weights.bin``.
+
+The page and the scripts come from the installed package (``wavegan_tf/serving/web_assets/``,
+which the wheel's build copies there) or else from the source checkout (``web/page/``, and
+``web/node_modules/`` after ``npm ci`` in ``web/``): see :mod:`wavegan_tf.serving.web_sources`.
 
 G is written layer by layer from its Keras model, so the page computes what the SavedModel
 does: the runtime knows the layer types a WaveGAN generator is built from (:data:`LAYER_SETTINGS`);
@@ -49,7 +53,7 @@ import numpy as np
 from wavegan_tf.files.atomic_files import atomic_output_dir
 from wavegan_tf.files.directories import ensure_writable_dir
 from wavegan_tf.nets.latent import check_z, load_z_and_labels, sample_z
-from wavegan_tf.serving import pretrained
+from wavegan_tf.serving import pretrained, web_sources
 from wavegan_tf.serving.export import load_keras_generator
 from wavegan_tf.serving.loading import z_file_labels
 from wavegan_tf.training.config import CONFIG_FILENAME
@@ -72,14 +76,13 @@ DOCS_URL = "https://pypi.org/project/wavegan-tf/"
 # web/ of the source tree: the page's sources and, after `npm ci`, the TensorFlow.js runtime.
 WEB_SOURCE_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web")
-PAGE_FILES = ("index.html", "style.css", "drum_machine.js", "wavegan_runtime.js")
+# The same files inside an installed wheel (setup.py copies them there; absent in a checkout).
+PACKAGED_WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                web_sources.PACKAGED_DIRNAME)
+PAGE_FILES = web_sources.PAGE_FILES
 # The vendored scripts, in load order: tfjs-core, then its backends.
-RUNTIME_FILES = (
-    "@tensorflow/tfjs-core/dist/tf-core.min.js",
-    "@tensorflow/tfjs-backend-cpu/dist/tf-backend-cpu.min.js",
-    "@tensorflow/tfjs-backend-webgl/dist/tf-backend-webgl.min.js",
-)
-VENDOR_SUBDIR = "vendor"
+RUNTIME_FILES = web_sources.RUNTIME_FILES
+VENDOR_SUBDIR = web_sources.VENDOR_SUBDIR
 # Keras layer class -> the settings the browser runtime reads (and checks) from its config.
 LAYER_SETTINGS = {
     "InputLayer": (),
@@ -99,22 +102,50 @@ LAYER_SETTINGS = {
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid")
 
 
-def runtime_paths(web_dir=WEB_SOURCE_DIR):
+def runtime_paths(web_dir=None):
     """The page sources and vendored scripts to copy; FileNotFoundError saying what to run.
 
+    ``web_dir`` is ``web/`` of a source checkout; by default the installed package's copy
+    (:data:`PACKAGED_WEB_DIR`) when it has one, else this checkout's (:data:`WEB_SOURCE_DIR`).
     Returns ``(page_paths, runtime_paths)``.
     """
-    pages = [os.path.join(web_dir, "page", name) for name in PAGE_FILES]
+    if web_dir is None:
+        if os.path.isdir(PACKAGED_WEB_DIR):
+            return _packaged_paths(PACKAGED_WEB_DIR)
+        if not os.path.isdir(WEB_SOURCE_DIR):
+            raise FileNotFoundError(
+                f"the drum machine page is not installed: neither this wavegan_tf "
+                f"({PACKAGED_WEB_DIR!r}) nor a source checkout ({WEB_SOURCE_DIR!r}) holds it; "
+                "run `npm ci` in web/ of a wavegan_tf source checkout, then install the "
+                "package from it (pip install .)")
+        web_dir = WEB_SOURCE_DIR
+    pages = web_sources.source_page_paths(web_dir)
     missing_pages = [p for p in pages if not os.path.isfile(p)]
     if missing_pages:
         raise FileNotFoundError(f"the web page sources are missing ({missing_pages[0]!r}): "
-                                "--web needs a wavegan_tf source checkout")
-    runtime = [os.path.join(web_dir, "node_modules", name) for name in RUNTIME_FILES]
+                                "--web needs a wavegan_tf source checkout or an installed "
+                                "wheel")
+    runtime = web_sources.source_runtime_paths(web_dir)
     missing = [p for p in runtime if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"the TensorFlow.js runtime is not installed ({missing[0]!r} is "
                                 f"missing): run `npm ci` in {web_dir}")
     return pages, runtime
+
+
+def _packaged_paths(assets_dir):
+    """:func:`runtime_paths` of an installed package's ``web_assets`` folder."""
+    for paths, what in ((web_sources.packaged_page_paths(assets_dir), "the web page sources"),
+                        (web_sources.packaged_runtime_paths(assets_dir),
+                         "the TensorFlow.js runtime")):
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise FileNotFoundError(
+                f"{what} is not in this installed wavegan_tf ({missing[0]!r} is missing): its "
+                "wheel was built without them; run `npm ci` in web/ of a wavegan_tf source "
+                "checkout, then build and install the wheel from it again (pip install .)")
+    return (web_sources.packaged_page_paths(assets_dir),
+            web_sources.packaged_runtime_paths(assets_dir))
 
 
 def check_site_dir(site_dir, overwrite=False):
@@ -302,7 +333,7 @@ def write_manifest(directory, manifest):
         f.write(";\n")
 
 
-def export_web(model, site_dir, *, seed=0, z_in=None, overwrite=False, web_dir=WEB_SOURCE_DIR):
+def export_web(model, site_dir, *, seed=0, z_in=None, overwrite=False, web_dir=None):
     """Writes the drum machine site of the model at ``model`` into ``site_dir``; returns it.
 
     ``model`` is a training directory or an export folder; ``seed`` picks the pads' first z,
