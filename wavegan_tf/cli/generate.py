@@ -24,7 +24,8 @@ SavedModel written by wavegan_tf.serving.export, or a model that ships with the 
 A conditional model (trained with --conditional) needs --label or --per_class.
 
 --web writes a static web page that runs the generator in the browser instead of WAV files
-(it needs `npm ci` run once in web/ of the source tree, for the TensorFlow.js scripts);
+(an installed wheel carries the TensorFlow.js scripts; a source checkout needs `npm ci` run
+once in web/);
 --tflite writes a LiteRT flatbuffer of the generator, which --model then accepts.
 
 Expected failures (missing model, no checkpoint, damaged checkpoints or export, wrong
