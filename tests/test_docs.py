@@ -1,6 +1,7 @@
 """The documentation: the site builds with --strict, every page of its nav is in the output, and
 README.md stays short and links only to files that exist."""
 
+import json
 import os
 import re
 import subprocess
@@ -40,6 +41,13 @@ def test_site_builds_strict_with_every_nav_page(tmp_path):
         html = site / (page[:-len(".md")] + ".html")
         assert html.is_file(), f"{page} is in the nav but {html} was not built"
         assert html.stat().st_size > 0, html
+    demo = site / "demo"
+    assert (demo / "index.html").is_file() and (demo / "weights.js").is_file()
+    with open(demo / "manifest.json", encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert manifest["source"] == "pretrained:drums" and manifest["pads"]["seed"] == 0
+    with open(site / "generating.html", encoding="utf-8") as f:
+        assert 'href="demo/index.html"' in f.read()
 
 
 def test_readme_is_at_most_15_kib():
