@@ -390,9 +390,12 @@ def test_phone_width_does_not_overflow_sideways(page):
         assert widths[0] == 390, widths
         assert widths[2] <= widths[1], f"the page overflows sideways at 390 px: {widths}"
         right = browser.execute_script(
-            "return Math.max(...Array.from(document.querySelectorAll('.pad'))"
+            "return Math.max(...Array.from(document.querySelectorAll("
+            "'.pad, #morph-square, .morph-corners, #morph select, #morph button'))"
             ".map((p) => p.getBoundingClientRect().right))")
         assert right <= widths[1]
+        square = browser.find_element(By.ID, "morph-square").size
+        assert square["width"] == square["height"] >= 200, square
         os.makedirs(ARTIFACTS_DIR, exist_ok=True)
         assert browser.save_screenshot(os.path.join(ARTIFACTS_DIR, "web_drum_machine_390px.png"))
     finally:
