@@ -46,6 +46,10 @@ def test_site_builds_strict_with_every_nav_page(tmp_path):
     with open(demo / "manifest.json", encoding="utf-8") as f:
         manifest = json.load(f)
     assert manifest["source"] == "pretrained:drums" and manifest["pads"]["seed"] == 0
+    for name in ("index.html", "drum_machine.js"):
+        with open(demo / name, "rb") as built, open(os.path.join(ROOT, "web", "page", name),
+                                                   "rb") as source:
+            assert built.read() == source.read(), name
     with open(site / "generating.html", encoding="utf-8") as f:
         assert 'href="demo/index.html"' in f.read()
 

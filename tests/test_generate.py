@@ -271,6 +271,17 @@ def test_z_in_with_non_finite_values_is_rejected(export_dir, tmp_path):
         generate_wavs.run_generation(export_dir, str(tmp_path / "out"), z_in=path)
 
 
+def test_z_in_beyond_float32s_range_is_rejected_not_made_infinite(export_dir, tmp_path):
+    path = str(tmp_path / "z.npy")
+    z = np.zeros((2, LATENT_DIM), np.float64)
+    z[1, 3] = 1e308
+    np.save(path, z)
+    with pytest.raises(ValueError, match=re.escape(f"z file {path!r} holds values beyond "
+                                                   "float32's range (largest magnitude 1e+308)")):
+        generate_wavs.run_generation(export_dir, str(tmp_path / "out"), z_in=path)
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_missing_z_in_is_named(export_dir, tmp_path):
     path = str(tmp_path / "none.npy")
     with pytest.raises(FileNotFoundError, match=re.escape(f"z file {path!r} does not exist")):

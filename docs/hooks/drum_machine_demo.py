@@ -1,8 +1,9 @@
 """MkDocs hook: the drum machine page of the pretrained drums, built into the site as ``demo/``.
 
-Every build writes the site with ``generate.py --web``'s code (``export_web``) from the model
-that ships in the package (``pretrained:drums``, pads from seed 0) and the page sources of this
-checkout, so the demo always runs the current page; nothing of it is kept in git. The site
+Each MkDocs process (a build, or the start of ``mkdocs serve``) writes the site with
+``generate.py --web``'s code (``export_web``) from the model that ships in the package
+(``pretrained:drums``, pads from seed 0) and the page sources of this checkout, so the demo
+runs the page of the checkout it was built from; nothing of it is kept in git. The site
 opens from disk as well as served, like any ``--web`` folder. It needs the TensorFlow.js
 scripts that ``npm ci`` in ``web/`` installs.
 """
@@ -16,6 +17,9 @@ from mkdocs.structure.files import File
 DEMO_DIR = "demo"
 MODEL = "pretrained:drums"
 SEED = 0
+# The checkout's page sources, not an installed wheel's copy of them.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WEB_DIR = os.path.join(ROOT, "web")
 _build = {}
 
 
@@ -25,7 +29,7 @@ def _demo_root():
         from wavegan_tf.serving.web_export import export_web
 
         root = tempfile.mkdtemp(prefix="wavegan-docs-demo-")
-        export_web(MODEL, os.path.join(root, DEMO_DIR), seed=SEED)
+        export_web(MODEL, os.path.join(root, DEMO_DIR), seed=SEED, web_dir=WEB_DIR)
         _build["root"] = root
     return _build["root"]
 

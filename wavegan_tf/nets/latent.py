@@ -50,7 +50,11 @@ def interpolate_z(n, latent_dim, seed):
 
 
 def check_z(z, latent_dim, source="z"):
-    """``z`` as float32 after checking it is a finite ``[n >= 1, latent_dim]`` array."""
+    """``z`` as float32 after checking it is a finite ``[n >= 1, latent_dim]`` array.
+
+    Finiteness is checked after the cast too: a float64 value beyond float32's range (1e308)
+    would otherwise become infinite on the way to G.
+    """
     z = np.asarray(z)
     if z.ndim != 2 or z.shape[0] < 1 or z.shape[1] != latent_dim:
         raise ValueError(f"{source} must have shape [n >= 1, latent_dim={latent_dim}], "
@@ -58,7 +62,12 @@ def check_z(z, latent_dim, source="z"):
     if not np.issubdtype(z.dtype, np.number) or np.iscomplexobj(z) or \
             not np.all(np.isfinite(z)):
         raise ValueError(f"{source} must hold finite numbers (dtype {z.dtype})")
-    return z.astype(np.float32)
+    with np.errstate(over="ignore"):
+        single = z.astype(np.float32)
+    if not np.all(np.isfinite(single)):
+        raise ValueError(f"{source} holds values beyond float32's range "
+                         f"(largest magnitude {float(np.max(np.abs(z))):.3g})")
+    return single
 
 
 def load_z(path):

@@ -325,11 +325,11 @@ def write_manifest(directory, manifest):
     """Writes ``manifest`` as ``manifest.json`` and as the script ``manifest.js`` into
     ``directory`` (ASCII JSON, which is also a JavaScript expression)."""
     with open(os.path.join(directory, MANIFEST_FILENAME), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest, f, indent=1, allow_nan=False)
         f.write("\n")
     with open(os.path.join(directory, MANIFEST_SCRIPT), "w", encoding="ascii") as f:
         f.write(f"window.{MANIFEST_VARIABLE} = ")
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest, f, indent=1, allow_nan=False)
         f.write(";\n")
 
 
