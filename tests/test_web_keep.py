@@ -170,6 +170,27 @@ def test_exported_kept_sounds_give_the_pads_audio_through_generate_py(fresh, exp
         assert np.abs(clip - page_audio).max() <= TOLERANCE
 
 
+def test_a_site_rebuilt_from_kept_sounds_shows_each_once_kept_on_the_files_pads(
+        fresh, sites, export_dir, tmp_path):
+    browser = fresh("plain")
+    for index in (2, 6):
+        call(browser, "window.wavegan.newSound(args[0])", index)
+        _press_keep(browser, index)
+    kept_z = [call(browser, "window.wavegan.padZ(args[0])", i) for i in (2, 6)]
+    path = tmp_path / "kept.json"
+    path.write_text(call(browser, "window.wavegan.keptFile()"))
+    rebuilt = os.path.join(sites["root"], "rebuilt")
+    web_export.export_web(export_dir, rebuilt, seed=5, z_in=str(path))
+    open_page(browser, sites["plain"].replace("plain/", "rebuilt/"))
+    assert call(browser, "window.wavegan.kept()") == [0, 1]
+    assert [call(browser, "window.wavegan.padZ(args[0])", i) for i in (0, 1)] == kept_z
+    seeded = latent.sample_z(web_export.NUM_PADS, LATENT_DIM, 5)
+    for index in (2, 6):
+        np.testing.assert_array_equal(call(browser, "window.wavegan.padZ(args[0])", index),
+                                      seeded[index])
+    assert browser.find_element(By.ID, "kept-count").text == "2 of 8 pads kept."
+
+
 def test_a_conditional_pads_kept_label_comes_back_and_goes_to_generate_py(
         fresh, sites, cond_export_dir, tmp_path):
     browser = fresh("cond")

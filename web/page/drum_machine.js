@@ -357,9 +357,29 @@
     return pad;
   }
 
+  // Where each stored kept pad goes, as {pad index: {z, label}}: a kept sound the manifest
+  // already holds (a site rebuilt with --web --z_in from exported kept sounds, which packs them
+  // into the first rows) stays on the manifest's pad, kept, instead of showing twice; the others
+  // take their own pad, or the first free one when a sound of the manifest is there.
+  function placeKept(kept, initial) {
+    const same = (a, b) => a.z.length === b.z.length && a.label === b.label && a.z.every((v, j) => v === b.z[j]);
+    const placed = {};
+    const rest = [];
+    for (const [i, entry] of Object.entries(kept)) {
+      const at = initial.findIndex((pad, k) => !(k in placed) && same(pad, entry));
+      if (at >= 0) placed[at] = entry;
+      else rest.push([Number(i), entry]);
+    }
+    for (const [i, entry] of rest) {
+      const free = i in placed ? initial.findIndex((pad, k) => !(k in placed) && !(k in kept)) : i;
+      if (free >= 0) placed[free] = entry;
+    }
+    return placed;
+  }
+
   // The pads: kept ones (stored for this model) in place of the manifest's.
   function buildPads(m) {
-    const kept = storedKept(m.pads.pads.length);
+    const kept = placeKept(storedKept(m.pads.pads.length), m.pads.pads);
     state.pads = m.pads.pads.map((initial, i) => buildPad(i, kept[i] || initial, i in kept));
     state.pads.forEach((pad, i) => setKept(i, pad.kept));
     $('kept-export').addEventListener('click', () => {
