@@ -338,6 +338,11 @@ def test_json_z_labels_give_each_clip_its_class_unless_label_is_given(cond_expor
     bad = _z_json(tmp_path / "bad.json", z, labels=["hat", "clap", 0])
     with pytest.raises(ValueError, match=re.escape(f"z file {bad!r}: unknown label 'clap'")):
         generate_wavs.run_generation(cond_export_dir, str(tmp_path / "c"), z_in=bad)
+    # --label overrides the file's labels, an unknown one among them too.
+    written = generate_wavs.run_generation(cond_export_dir, str(tmp_path / "d"), z_in=bad,
+                                           label="snare")
+    expected = saved_model_audio(cond_export_dir, z, [1, 1, 1])[..., 0]
+    assert np.abs(_read_wavs(written) - expected).max() <= 1 / 16384
 
 
 # -- sequencer patterns -----------------------------------------------------------------------

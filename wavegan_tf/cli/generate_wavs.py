@@ -31,11 +31,9 @@ def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_S
     generator = load_model_for_generation(model)
     labels = None
     if z_in is not None:
-        z, labels = read_z_file(z_in, generator)
+        z, labels = read_z_file(z_in, generator, with_labels=label is None)
     else:
         z = choose_z(generator.latent_dim, n=per_class or n, seed=seed, interpolate=interpolate)
-    if label is not None:
-        labels = None
     check_conditioning_options(generator, label, per_class, labels)
     return write_clips(generator, out_dir, z, label=label, labels=labels,
                        per_class=per_class is not None, batch_size=batch_size, z_out=z_out,
@@ -43,11 +41,14 @@ def run_generation(model, out_dir, *, n=None, seed=0, batch_size=DEFAULT_BATCH_S
                        plot_data_dir=plot_data_dir, seed=seed)
 
 
-def read_z_file(path, generator):
+def read_z_file(path, generator, with_labels=True):
     """The z of the z file ``path`` checked against ``generator``, and the class indices its
-    labels name (None when it names none)."""
+    labels name (None when it names none, or without ``with_labels``: --label overrides them,
+    so they are not resolved then)."""
     z, labels = load_z_and_labels(path)
     z = check_z(z, generator.latent_dim, source=f"z file {path!r}")
+    if not with_labels:
+        return z, None
     return z, z_file_labels(path, labels, generator.class_names, generator.source)
 
 
