@@ -14,12 +14,9 @@ line holds ``name=value`` pairs.
     python bench/morph_pad.py --model_dims 16 --generations 20
 """
 
-import functools
-import http.server
 import os
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -28,12 +25,13 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from web_page import chromium  # noqa: E402 -- also defines --timeout_s
+from headless_chromium import chromium, serve  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dims", ["16", "64"], "Generator widths d to time.")
-flags.DEFINE_string("backend", "cpu", "TensorFlow.js backend (cpu or webgl).")
+flags.DEFINE_enum("backend", "cpu", ["cpu", "webgl"], "TensorFlow.js backend to time.")
 flags.DEFINE_integer("generations", 10, "Morph generations timed per model.")
+flags.DEFINE_integer("timeout_s", 600, "Longest wait for a page's pads or one generation.")
 
 # Resolves with [ms from the request to the clip, ms of G] for one position of the morph pad.
 TIME_ONE = """
@@ -42,11 +40,6 @@ const start = performance.now();
 window.wavegan.morphAt(arguments[0], arguments[1]).then(
   (m) => done([performance.now() - start, m.milliseconds]), (e) => done(String(e)));
 """
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def open_ready(driver, url):
@@ -83,9 +76,7 @@ def bench_width(model_dim, scratch, driver):
     os.mkdir(train_dir)
     make_train_dir(train_dir, model_dim)
     site = export_web(train_dir, os.path.join(scratch, f"site_d{model_dim}"))
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=site))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(site)
     try:
         open_ready(driver, f"http://127.0.0.1:{server.server_port}/")
         backend = driver.execute_script("return window.wavegan.backend()")
@@ -99,7 +90,7 @@ def main(argv):
     del argv
     summary = {}
     with tempfile.TemporaryDirectory() as scratch:
-        driver = chromium(os.path.join(scratch, "profile"))
+        driver = chromium(os.path.join(scratch, "profile"), FLAGS.timeout_s)
         try:
             for model_dim in (int(d) for d in FLAGS.model_dims):
                 backend, times = bench_width(model_dim, scratch, driver)

@@ -11,45 +11,24 @@ shows for generating one clip (best of ``--clips``). The last line holds ``name=
     python bench/web_page.py --model_dim 16 --backends cpu
 """
 
-import functools
-import http.server
 import os
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from headless_chromium import chromium, serve  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("model_dim", 64, "Generator width d (64 in the paper).")
 flags.DEFINE_list("backends", ["cpu", "webgl"], "TensorFlow.js backends to time.")
 flags.DEFINE_integer("clips", 3, "Single-clip generations timed per backend.")
 flags.DEFINE_integer("timeout_s", 600, "Longest wait for the pads of one page.")
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def chromium(profile_dir):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile_dir}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_script_timeout(FLAGS.timeout_s)
-    return driver
 
 
 def time_backend(driver, url, backend, latent_dim):
@@ -84,10 +63,8 @@ def main(argv):
         os.mkdir(train_dir)
         config = make_train_dir(train_dir, FLAGS.model_dim)
         site = export_web(train_dir, os.path.join(scratch, "site"))
-        server = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=site))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        driver = chromium(os.path.join(scratch, "profile"))
+        server = serve(site)
+        driver = chromium(os.path.join(scratch, "profile"), FLAGS.timeout_s)
         try:
             for backend in FLAGS.backends:
                 ready, ms = time_backend(driver, f"http://127.0.0.1:{server.server_port}/",

@@ -206,3 +206,15 @@ def test_the_morph_pad_bench_prints_ms_per_generation_and_generations_per_second
     assert set(values) == {"ms_d2", "g_ms_d2", "per_s_d2"}
     assert 0 <= int(values["g_ms_d2"]) <= int(values["ms_d2"])
     assert float(values["per_s_d2"]) > 0
+
+
+def test_the_morph_pad_bench_has_only_its_own_flags_and_refuses_an_unknown_backend():
+    helped = run_bench("morph_pad.py", "--helpfull", timeout=120)  # absl exits 1 after help
+    assert "bench/morph_pad.py:" in helped.stdout, helped.stderr
+    for flag in ("--model_dims", "--backend", "--generations", "--timeout_s"):
+        assert flag in helped.stdout, flag
+    for flag in ("--model_dim:", "--backends", "--clips"):
+        assert flag not in helped.stdout, flag
+    refused = run_bench("morph_pad.py", "--backend", "wasm", timeout=120)
+    assert refused.returncode != 0
+    assert "--backend" in refused.stderr and "cpu" in refused.stderr, refused.stderr
