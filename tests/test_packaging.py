@@ -131,7 +131,7 @@ def test_pip_install_gives_the_console_commands_and_the_version(tmp_path):
          "import wavegan_tf; m = wavegan_tf.load_pretrained('drums'); "
          "print(wavegan_tf.pretrained_models(), m.source, m.slice_len)"],
         capture_output=True, text=True, cwd=work, env=ENV, timeout=300)
-    assert shipped.stdout.strip() == "['drums'] pretrained:drums 16384", shipped.stderr
+    assert shipped.stdout.strip() == "['digits', 'drums'] pretrained:drums 16384", shipped.stderr
 
 
 def test_editable_install_keeps_the_demo_data_and_the_web_page_in_the_checkout(tmp_path):
