@@ -6,6 +6,7 @@ A module without flags, so that each benchmark that uses it defines only its own
 import functools
 import http.server
 import threading
+import time
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -39,3 +40,16 @@ def chromium(profile_dir, timeout_s):
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.set_script_timeout(timeout_s)
     return driver
+
+
+def open_ready(driver, url, backend, timeout_s):
+    """Opens the drum machine page at ``url`` with ``backend``; returns the seconds until its
+    pads are generated (RuntimeError with the page's error, or after ``timeout_s``)."""
+    start = time.perf_counter()
+    driver.get(f"{url}index.html?backend={backend}")
+    while driver.execute_script("return window.wavegan && window.wavegan.status") != "ready":
+        error = driver.execute_script("return window.wavegan && window.wavegan.error")
+        if error or time.perf_counter() - start > timeout_s:
+            raise RuntimeError(f"the page did not get ready with {backend}: {error}")
+        time.sleep(0.2)
+    return time.perf_counter() - start

@@ -17,7 +17,6 @@ line holds ``name=value`` pairs.
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 from absl import app, flags
@@ -25,7 +24,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from headless_chromium import chromium, serve  # noqa: E402
+from headless_chromium import chromium, open_ready, serve  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dims", ["16", "64"], "Generator widths d to time.")
@@ -40,17 +39,6 @@ const start = performance.now();
 window.wavegan.morphAt(arguments[0], arguments[1]).then(
   (m) => done([performance.now() - start, m.milliseconds]), (e) => done(String(e)));
 """
-
-
-def open_ready(driver, url):
-    """Opens the page with FLAGS.backend and waits until its pads are generated."""
-    start = time.perf_counter()
-    driver.get(f"{url}index.html?backend={FLAGS.backend}")
-    while driver.execute_script("return window.wavegan && window.wavegan.status") != "ready":
-        error = driver.execute_script("return window.wavegan && window.wavegan.error")
-        if error or time.perf_counter() - start > FLAGS.timeout_s:
-            raise RuntimeError(f"the page did not get ready: {error}")
-        time.sleep(0.2)
 
 
 def time_morphs(driver):
@@ -78,7 +66,7 @@ def bench_width(model_dim, scratch, driver):
     site = export_web(train_dir, os.path.join(scratch, f"site_d{model_dim}"))
     server = serve(site)
     try:
-        open_ready(driver, f"http://127.0.0.1:{server.server_port}/")
+        open_ready(driver, f"http://127.0.0.1:{server.server_port}/", FLAGS.backend, FLAGS.timeout_s)
         backend = driver.execute_script("return window.wavegan.backend()")
         return backend, time_morphs(driver)
     finally:

@@ -14,7 +14,6 @@ shows for generating one clip (best of ``--clips``). The last line holds ``name=
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 from absl import app, flags
@@ -22,7 +21,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from headless_chromium import chromium, serve  # noqa: E402
+from headless_chromium import chromium, open_ready, serve  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("model_dim", 64, "Generator width d (64 in the paper).")
@@ -33,14 +32,7 @@ flags.DEFINE_integer("timeout_s", 600, "Longest wait for the pads of one page.")
 
 def time_backend(driver, url, backend, latent_dim):
     """(seconds until the pads are ready, best ms for one clip) with ``backend``."""
-    start = time.perf_counter()
-    driver.get(f"{url}index.html?backend={backend}")
-    while driver.execute_script("return window.wavegan && window.wavegan.status") != "ready":
-        error = driver.execute_script("return window.wavegan && window.wavegan.error")
-        if error or time.perf_counter() - start > FLAGS.timeout_s:
-            raise RuntimeError(f"the page did not get ready with {backend}: {error}")
-        time.sleep(0.2)
-    ready = time.perf_counter() - start
+    ready = open_ready(driver, url, backend, FLAGS.timeout_s)
     best = float("inf")
     for seed in range(FLAGS.clips):
         z = np.random.default_rng(seed).uniform(-1, 1, latent_dim).tolist()
