@@ -5,8 +5,10 @@ One iteration is ``n_critic`` critic updates and one generator update (the paper
 (size, mode) runs in its own process so that its peak memory (max RSS) is its own. Modes:
 ``default`` (float32, TensorFlow graph), ``jit`` (XLA, ``jit_compile=True``), ``bf16`` (Keras
 ``mixed_bfloat16`` policy), ``fp16`` (``mixed_float16`` with loss scaling, for GPUs). Each is
-timed with the convolution formulations of ``--convs`` (``wavegan_tf.cpu.polyphase_conv``: ``auto``,
-the library's choice per layer and product, and ``standard``, TensorFlow's convolutions)
+timed with the convolution formulations of ``--convs`` (``wavegan_tf.cpu.polyphase_conv``:
+``tuned``, the plan timed on this machine per layer and product, as training runs by default,
+tuned before the timing from the plan cache or measured then, and its seconds printed;
+``auto``, the fixed rule per CPU kind; ``standard``, TensorFlow's convolutions)
 and each C allocator setting of ``--allocators`` (``released``: what the programs run with,
 see ``wavegan_tf.cpu.allocator``; ``glibc``: glibc's defaults, as in one's own Python), and the
 speed-up of the first combination over each other one is printed.
@@ -20,7 +22,7 @@ line holds ``name=value`` pairs.
     python bench/train_step.py --sizes 16x16 --modes default,bf16 --iters 3
     python bench/train_step.py --sizes 64x64 --modes default --micro_batches 1,2,4
     python bench/train_step.py --sizes 16x16 --modes default --models wavegan,specgan
-    python bench/train_step.py --sizes 64x16 --modes default --convs auto,standard
+    python bench/train_step.py --sizes 64x64 --modes default --convs tuned,auto,standard
     python bench/train_step.py --sizes 64x64 --modes default --convs auto \
         --allocators released,glibc
 """
@@ -47,9 +49,9 @@ flags.DEFINE_list("modes", ["default", "jit", "bf16"], "Modes: default, jit, bf1
 flags.DEFINE_list("models", ["wavegan"], "Models to measure: wavegan, specgan.")
 flags.DEFINE_list("micro_batches", ["1"],
                   "WaveGAN micro_batches values to measure (1: whole batch; K: K equal parts).")
-flags.DEFINE_list("convs", ["auto", "standard"],
-                  "Convolution formulations to measure (auto, standard, polyphase); the first "
-                  "is compared with each other one.")
+flags.DEFINE_list("convs", ["tuned", "auto", "standard"],
+                  "Convolution formulations to measure (tuned, auto, standard, polyphase); the "
+                  "first is compared with each other one.")
 flags.DEFINE_list("allocators", ["released"],
                   "C allocator settings to measure: released (freed blocks go back to the "
                   "system, as the programs run; wavegan_tf.cpu.allocator) and glibc (its defaults).")
@@ -84,11 +86,22 @@ def measure(model_dim, batch_size, mode, iters, n_critic, micro_batches=1, model
     from wavegan_tf.cpu.polyphase_conv import conv_formulation
 
     with conv_formulation(conv):
-        result = _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model)
+        result = _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model,
+                          conv)
     return dict(result, conv=conv)
 
 
-def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model):
+def _tune(generator, discriminator, batch_size):
+    """Adopts the tuned plan of the models' layers; the seconds that took (0 from the cache)."""
+    from wavegan_tf.cpu import conv_tuning
+
+    start = time.perf_counter()
+    conv_tuning.adopt(conv_tuning.tune(
+        conv_tuning.model_shapes((generator, discriminator), batch_size), log=lambda line: None))
+    return time.perf_counter() - start
+
+
+def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model, conv):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -99,6 +112,8 @@ def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model)
         keras.mixed_precision.set_global_policy(POLICIES[mode])
     keras.utils.set_random_seed(0)
     generator, discriminator = _models(model, model_dim)
+    tune_seconds = (_tune(generator, discriminator, batch_size // micro_batches)
+                    if conv == "tuned" else 0.0)
     gan = GANTrainer(generator, discriminator, n_critic=n_critic, seed=0,
                   micro_batches=micro_batches)
     gan.compile(jit_compile=(mode == "jit"))
@@ -115,7 +130,7 @@ def _measure(model_dim, batch_size, mode, iters, n_critic, micro_batches, model)
     work = flops.iteration_flops(gan.generator, gan.discriminator, batch_size, n_critic)
     return {
         "model": model, "model_dim": model_dim, "batch_size": batch_size, "mode": mode,
-        "micro_batches": micro_batches,
+        "micro_batches": micro_batches, "tune_seconds": tune_seconds,
         "sec_per_iter": sec_per_iter, "gflops": work / sec_per_iter / 1e9,
         "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -167,6 +182,8 @@ def run_all():
                     f"{result['sec_per_iter']:8.2f} s/iter "
                     f"{1 / result['sec_per_iter']:7.3f} it/s {result['gflops']:7.1f} GFLOP/s "
                     f"({ratio:.0%} of fp32 peak) peak mem {result['peak_mem_mb']:.0f} MB")
+            if conv == "tuned":
+                line += f" (tuning {result['tune_seconds']:.1f} s)"
             key = f"d{result['model_dim']}b{result['batch_size']}_{label.replace('/', '_')}"
             key = key if model == "wavegan" else f"{model}_{key}"
             key += "" if conv == "auto" else f"_{conv}"

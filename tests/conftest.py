@@ -1,11 +1,15 @@
 """Shared test settings: quiet TensorFlow logs, small thread pools on the 2-core CI machine."""
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Runs tune their convolution plans into a cache of the test session (one for all its processes),
+# never into the user's ~/.cache.
+os.environ["WAVEGAN_TF_CACHE_DIR"] = tempfile.mkdtemp(prefix="wavegan_tf-test-cache-")
 
 
 @pytest.fixture

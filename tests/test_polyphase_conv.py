@@ -250,12 +250,13 @@ def test_avx512_rule_picks_each_product_by_shape():
 @pytest.mark.parametrize("kind", [None, "avx2", "avx512"])
 def test_formulations_override_the_rule(monkeypatch, kind):
     monkeypatch.setattr(polyphase_conv, "cpu_kind", lambda: kind)
-    assert polyphase_conv.layer_plan(16, 512, 1024) == polyphase_conv.rule_plan(kind, 16, 512,
-                                                                                 1024)
+    shape = (64, "float32", 16, 512, 1024, 25, 4)
+    assert polyphase_conv.layer_plan(shape) == polyphase_conv.rule_plan(kind, 16, 512, 1024)
     with conv_formulation("standard"):
-        assert polyphase_conv.layer_plan(16, 512, 1024) == polyphase_conv.STANDARD
+        assert polyphase_conv.layer_plan(shape) == polyphase_conv.STANDARD
     with conv_formulation("polyphase"):
-        assert polyphase_conv.layer_plan(4096, 64, 128) == polyphase_conv.MATMUL
+        assert polyphase_conv.layer_plan((64, "float32", 4096, 64, 128, 25, 4)) == \
+            polyphase_conv.MATMUL
 
 
 def test_gpus_tpus_and_unknown_cpus_keep_the_standard_convolution():

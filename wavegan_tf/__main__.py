@@ -1,4 +1,9 @@
-"""``python -m wavegan_tf``: the package's version (``--version``) and its commands."""
+"""``python -m wavegan_tf``: the package's version (``--version``) and its commands.
+
+``python -m wavegan_tf tune`` times the convolution plan of a model size on this machine ahead of
+training (:mod:`wavegan_tf.cpu.conv_tuning`) and prints it; ``train.py`` tunes on its own at
+its start, so this only moves the wait, or re-measures with ``--retune``.
+"""
 
 import argparse
 import sys
@@ -6,18 +11,87 @@ import sys
 from wavegan_tf.version import __version__
 
 COMMANDS = ("wavegan-train", "wavegan-generate", "wavegan-evaluate")
+PRECISIONS = {"none": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 
 def main(argv=None):
-    """Parses ``argv``; ``--version`` prints ``wavegan_tf VERSION``, no flag lists the commands."""
+    """Parses ``argv``; ``--version`` prints ``wavegan_tf VERSION``, ``tune`` tunes, no
+    command lists the commands."""
     parser = argparse.ArgumentParser(
         prog="python -m wavegan_tf",
         description=f"WaveGAN in TensorFlow 2 / Keras 3. Commands: {', '.join(COMMANDS)} "
-                    "(each with --help).")
+                    "(each with --help), and 'python -m wavegan_tf tune' below.")
     parser.add_argument("--version", action="version",
                         version=f"wavegan_tf {__version__}")
-    parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command")
+    _add_tune(commands)
+    args = parser.parse_args(argv)
+    if args.command == "tune":
+        return tune(args)
     parser.print_help()
+    return 0
+
+
+def _add_tune(commands):
+    tune_parser = commands.add_parser(
+        "tune", help="time the convolution plan of a model size on this machine and cache it",
+        description="Times each strided convolution product of G and D (forward, input "
+                    "gradient, kernel gradient) with TensorFlow's op and as matmuls at the "
+                    "given batch size, caches the faster choice for this machine (the file "
+                    "named below; train.py --conv_plan tuned reads it) and prints the table.")
+    tune_parser.add_argument("--model", choices=("wavegan", "specgan"), default="wavegan",
+                             help="the model whose layers are tuned (SpecGAN's 2-D "
+                                  "convolutions have no plan: nothing to tune)")
+    tune_parser.add_argument("--model_dim", type=int, default=64, help="model width d")
+    tune_parser.add_argument("--batch_size", type=int, default=64,
+                             help="clips per layer call: a run's batch size divided by its "
+                                  "replicas and micro-batches")
+    tune_parser.add_argument("--slice_len", type=int, default=16384, choices=(16384, 32768, 65536),
+                             help="samples per clip")
+    tune_parser.add_argument("--mixed_precision", choices=tuple(PRECISIONS), default="none",
+                             help="the training's --mixed_precision (the compute dtype tuned)")
+    tune_parser.add_argument("--retune", action="store_true",
+                             help="time every shape again, replacing what the cache holds")
+    tune_parser.add_argument("--cache", default=None,
+                             help="the plan cache file (default: $WAVEGAN_TF_CACHE_DIR or "
+                                  "~/.cache/wavegan_tf, conv_plans.json)")
+
+
+def tune(args):
+    """The ``tune`` command: prints one line per layer shape and product, then the total."""
+    from wavegan_tf.cpu import conv_tuning
+    from wavegan_tf.cpu.dtype_policy import global_dtype_policy
+    from wavegan_tf.training.config import GANConfig
+
+    if args.model_dim < 1 or args.batch_size < 1:
+        print("error: --model_dim and --batch_size must be positive", file=sys.stderr)
+        return 2
+    policy = "float32" if args.mixed_precision == "none" else args.mixed_precision
+    try:
+        config = GANConfig.for_model(args.model, model_dim=args.model_dim,
+                                     batch_size=args.batch_size, slice_len=args.slice_len)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with global_dtype_policy(policy):
+        models = (config.build_generator(), config.build_discriminator())
+        shapes = conv_tuning.model_shapes(models, args.batch_size)
+    path = args.cache or conv_tuning.cache_path()
+    print(f"machine: {conv_tuning.machine_key()}\ncache: {path}")
+    if not shapes:
+        print(f"{args.model} has no strided 1-D convolutions with a plan: nothing to tune")
+        return 0
+    plans = conv_tuning.tune(shapes, path, retune=args.retune, log=print)
+    for shape, (plan, timings) in plans.items():
+        for product in conv_tuning.PRODUCTS:
+            standard, matmul = timings[product]
+            choice = "matmuls" if getattr(plan, product) else "TensorFlow"
+            print(f"{conv_tuning.shape_key(shape)}  {product:<15}  TensorFlow "
+                  f"{standard * 1e3:8.2f} ms  matmuls {matmul * 1e3:8.2f} ms  -> {choice}")
+    tuned = sum(min(t) for _, timings in plans.values() for t in timings.values())
+    standard = sum(t[0] for _, timings in plans.values() for t in timings.values())
+    print(f"sum of the {3 * len(plans)} products: TensorFlow everywhere {standard * 1e3:.1f} "
+          f"ms, tuned {tuned * 1e3:.1f} ms ({standard / tuned:.2f}x)")
     return 0
 
 

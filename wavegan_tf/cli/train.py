@@ -178,6 +178,13 @@ flags.DEFINE_integer("micro_batches", _OPTIONS.micro_batches,
                      "other with their gradients summed: lower peak memory, the same update "
                      "(phase-shuffle shifts are replayed per part). Must divide the batch of "
                      "each replica.")
+flags.DEFINE_enum("conv_plan", _OPTIONS.conv_plan, list(settings.CONV_PLANS),
+                  "How the strided convolutions run on a CPU-only machine: tuned (each layer's "
+                  "three products timed with TensorFlow's op and as matmuls at the run's batch "
+                  "size, once per machine and shape, the faster kept; cached in "
+                  "$WAVEGAN_TF_CACHE_DIR or ~/.cache/wavegan_tf/conv_plans.json), auto (a fixed "
+                  "rule by CPU kind), standard (TensorFlow's ops) or polyphase (all as "
+                  "matmuls). GPUs, TPUs and --jit_compile take auto (TensorFlow's ops there).")
 # Scoring while training.
 flags.DEFINE_integer("eval_every_steps", _OPTIONS.eval_every_steps,
                      "Score G every this many steps with --eval_classifier (0 = off): "

@@ -1,2 +1,2 @@
-"""CPU tuning: convolution formulations (polyphase matmuls), the allocator's settings, bfloat16
-support and the global dtype policy."""
+"""CPU tuning: convolution formulations (polyphase matmuls), the plan tuned per machine, the
+allocator's settings, bfloat16 support and the global dtype policy."""

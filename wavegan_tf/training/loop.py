@@ -18,6 +18,7 @@ import soundfile
 import tensorflow as tf
 from absl import logging
 
+from wavegan_tf.cpu import conv_tuning, polyphase_conv
 from wavegan_tf.cpu.bfloat16_support import warn_if_emulated
 from wavegan_tf.cpu.dtype_policy import global_dtype_policy
 from wavegan_tf.files.atomic_files import remove_temp_files
@@ -190,13 +191,39 @@ def _train_locked(run, verbose):
     _log_run(run, start)
     result = TrainingResult(start_step=start, step=start, checkpoint=saver.latest())
     if data is not None:
-        result = _fit(gan, step, saver, run, data, verbose)
+        with _conv_plan(gan, run):
+            result = _fit(gan, step, saver, run, data, verbose)
     else:
         logging.info("Step %d already reaches train_steps=%d: nothing to train.", start,
                      options.train_steps)
     if options.export and run.chief and result.interrupted_by is None and result.checkpoint:
         result.export_dir = run.export(run.train_dir)
     return result
+
+
+def _conv_plan(gan, run):
+    """The convolution formulation the run's steps are traced under (its ``conv_plan``
+    option). "tuned" is the rule where tuning cannot apply: under XLA, or with a GPU or TPU
+    (which keep TensorFlow's convolutions)."""
+    plan = run.options.conv_plan
+    if plan == "tuned" and (run.options.jit_compile or polyphase_conv.cpu_kind() is None):
+        plan = "auto"
+    if plan == "tuned":
+        _tune_convs(gan, run)
+    return polyphase_conv.conv_formulation(plan)
+
+
+def _tune_convs(gan, run):
+    """Tunes G's and D's layer shapes at each replica's micro-batch (read from the machine's
+    plan cache when timed before) for the "tuned" formulation."""
+    batch = run.config.batch_size // run.strategy.num_replicas_in_sync // run.options.micro_batches
+    plans = conv_tuning.tune(conv_tuning.model_shapes((gan.generator, gan.discriminator), batch))
+    conv_tuning.adopt(plans)
+    if plans:
+        matmuls = sum(sum(plan) for plan, _ in plans.values())
+        logging.info("Convolution plan: tuned on this machine, %d of the %d products of %d "
+                     "layer shape(s) as matmuls (cache %s).", matmuls, 3 * len(plans),
+                     len(plans), conv_tuning.cache_path())
 
 
 def _fit(gan, step, saver, run, data, verbose):

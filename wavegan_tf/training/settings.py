@@ -17,6 +17,8 @@ from wavegan_tf.training.distribute import STRATEGIES
 OPTIONS_FILENAME = "training.json"
 # Keras dtype policies of --mixed_precision; "none" is plain float32.
 MIXED_PRECISION_POLICIES = ("none", "mixed_bfloat16", "mixed_float16")
+# The formulations of wavegan_tf.cpu.polyphase_conv a run can take, its default first.
+CONV_PLANS = ("tuned", "auto", "standard", "polyphase")
 # Config fields a resumed run must keep: they fix the weights' shapes, the meaning of the
 # optimizer state, or (the seed) the initial weights, the RNG stream and the preview z.
 FIXED_ON_RESUME = ARCHITECTURE_FIELDS + ("seed",)
@@ -61,6 +63,11 @@ class TrainingOptions:
         micro_batches: split each replica's batch into this many equal parts, one after the
             other, whose gradients are summed: lower peak memory, the same update
             (:class:`wavegan_tf.GANTrainer`); it must divide the batch of each replica.
+        conv_plan: how the strided convolutions' products run on a CPU-only machine, one of
+            :data:`CONV_PLANS`: "tuned" (each layer's products timed both ways on this
+            machine once, the faster kept: :mod:`wavegan_tf.cpu.conv_tuning`), "auto" (the
+            fixed rule by CPU kind), "standard" (TensorFlow's ops) or "polyphase" (matmuls).
+            GPUs, TPUs and XLA take "auto", which is TensorFlow's ops there.
         eval_every_steps: score G every this many steps with ``eval_classifier`` (0 = off);
             see :mod:`wavegan_tf.eval.during_training`.
         eval_classifier: the ``.keras`` classifier of ``evaluate.py train_classifier``.
@@ -79,6 +86,7 @@ class TrainingOptions:
     mixed_precision: str = "none"
     jit_compile: bool = False
     micro_batches: int = 1
+    conv_plan: str = "tuned"
     eval_every_steps: int = 0
     eval_classifier: str = None
     eval_n: int = 1000
@@ -94,6 +102,7 @@ class TrainingOptions:
             raise ValueError(f"save_every_secs must be >= 0, got {self.save_every_secs!r}")
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_POLICIES)
+        _check_choice("conv_plan", self.conv_plan, CONV_PLANS)
         if self.tpu is not None and self.strategy != "tpu":
             raise ValueError(f"tpu={self.tpu!r} is only used with strategy 'tpu', got "
                              f"strategy={self.strategy!r}")
