@@ -7,8 +7,9 @@ formulation (``auto``: the library's choice per layer, ``standard``: TensorFlow'
 convolutions) with ``export_generator``. Each SavedModel is loaded with plain
 ``tf.saved_model.load`` and its ``serving_default`` signature timed at a fixed batch size, the
 exports taking turns, each keeping its fastest call (so a load from other processes that comes
-and goes slows all of them alike). Then a LiteRT flatbuffer for each ``--tflite_weights`` type is
-timed in the ``ai-edge-litert`` interpreter on the same z, as ``generate.py`` runs it. The
+and goes slows all of them alike). Then a LiteRT flatbuffer for each ``--tflite_weights`` type and
+``--tflite_batches`` batch is timed in the ``ai-edge-litert`` interpreter on the same z, as
+``generate.py`` runs it. The
 real-time factor is seconds of audio produced per wall-clock second; GFLOP/s counts G's
 convolutions and dense layer (bench/flops.py) against this machine's fp32 matmul peak, measured
 in the same run. Whether bfloat16 is native on this machine is printed first (where it is
@@ -47,6 +48,9 @@ flags.DEFINE_list("convs", ["auto", "standard"],
                   "polyphase).")
 flags.DEFINE_list("tflite_weights", ["float32", "float16", "int8"],
                   "LiteRT weight types to compare (empty: none).")
+flags.DEFINE_list("tflite_batches", ["1", "16"],
+                  "Clips per call of the LiteRT flatbuffers (generate.py --tflite_batch), each "
+                  "timed with each weight type; rows of batches other than 1 end in _b<N>.")
 
 
 def time_exports(paths, z, batches):
@@ -128,10 +132,24 @@ def _timed_exports(train_dir, z):
     timed = [(name, path, seconds, audio) for (name, path), (seconds, audio)
              in zip(savedmodels, time_exports([p for _, p in savedmodels], z, FLAGS.batches))]
     for weights in FLAGS.tflite_weights:
-        path = export_tflite(train_dir, os.path.join(train_dir, f"g_{weights}.tflite"),
-                             weights=weights)
-        timed.append((f"tflite_{weights}", path) + time_tflite(path, z, FLAGS.batches))
+        for batch in _tflite_batches():
+            name = f"tflite_{weights}" + ("" if batch == 1 else f"_b{batch}")
+            path = export_tflite(train_dir, os.path.join(train_dir, f"g_{name}.tflite"),
+                                 weights=weights, batch=batch)
+            timed.append((name, path) + time_tflite(path, z, FLAGS.batches))
     return timed
+
+
+def _tflite_batches():
+    """--tflite_batches as whole numbers; UsageError naming the flag for others."""
+    try:
+        batches = [int(value) for value in FLAGS.tflite_batches]
+    except ValueError:
+        batches = [0]
+    if any(batch < 1 for batch in batches):
+        raise app.UsageError(f"--tflite_batches takes whole numbers >= 1, got "
+                             f"{','.join(FLAGS.tflite_batches)}")
+    return batches
 
 
 def main(argv):
@@ -144,6 +162,7 @@ def main(argv):
     from wavegan_tf.serving.web_export import layer_graph
 
     _check_convs()
+    _tflite_batches()
     support = bfloat16_support()
     native = {True: "native", False: "emulated", None: "unknown"}[support.native]
     print(f"bfloat16: {native} ({support.reason})")

@@ -85,7 +85,7 @@ def test_metadata_beside_the_flatbuffer(flatbuffers, export_dir):
     exported = export.read_metadata(export_dir)
     for key in ("sample_rate", "latent_dim", "slice_len", "num_channels", "step", "config"):
         assert metadata[key] == exported[key], key
-    assert metadata["weights"] == "int8"
+    assert metadata["weights"] == "int8" and metadata["batch"] == 1
     assert metadata["signatures"] == {"serving_default": {"inputs": ["z"],
                                                           "outputs": ["output_0"]}}
 
@@ -175,8 +175,47 @@ def test_cli_writes_a_flatbuffer_that_generate_reads(export_dir, tmp_path, capsy
         capsys.readouterr().err
 
 
+def test_a_batched_flatbuffer_takes_its_batch_per_call_and_fills_the_last(export_dir, z,
+                                                                          reference, tmp_path):
+    path = tflite_export.export_tflite(export_dir, str(tmp_path / "b3.tflite"), batch=3)
+    runner = Interpreter(model_path=path).get_signature_runner()
+    assert list(runner.get_input_details()["z"]["shape"]) == [3, LATENT_DIM]
+    with open(path + ".json", encoding="utf-8") as f:
+        assert json.load(f)["batch"] == 3
+    run, _ = tflite_export.load_tflite(path)
+    audio = run(z)  # 4 clips: one full batch of 3, then 1 filled up with zeros
+    assert audio.shape == reference.shape
+    assert float(np.abs(audio - reference).max()) <= FLOAT32_TOLERANCE
+    assert float(np.abs(run(z[1:3]) - reference[1:3]).max()) <= FLOAT32_TOLERANCE
+
+
+def test_a_batched_conditional_flatbuffer_fills_labels_too(tmp_path):
+    export_dir = export.export_generator(
+        make_loud_train_dir(tmp_path / "run", class_names=CLASSES))
+    model = loading.load_model_for_generation(
+        tflite_export.export_tflite(export_dir, str(tmp_path / "cond.tflite"), batch=2))
+    z, labels = latent.sample_z(3, LATENT_DIM, 1), np.array([2, 0, 1], np.int32)
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    expected = serve(z=tf.constant(z), label=tf.constant(labels))["audio"].numpy()
+    assert np.abs(model.generate(z, labels=labels) - expected).max() <= FLOAT32_TOLERANCE
+
+
+def test_cli_batch_flag_reaches_the_file_and_a_bad_one_is_named(export_dir, tmp_path, capsys):
+    path = str(tmp_path / "g.tflite")
+    assert run_generate_main("--model", export_dir, "--tflite", path, "--tflite_batch",
+                             "4") == 0
+    with open(path + ".json", encoding="utf-8") as f:
+        assert json.load(f)["batch"] == 4
+    capsys.readouterr()
+    assert run_generate_main("--model", export_dir, "--tflite", str(tmp_path / "h.tflite"),
+                             "--tflite_batch", "0") == 1
+    assert "--tflite_batch must be a whole number >= 1, got 0" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "h.tflite")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--tflite_weights", "int8"], "--tflite_weights needs --tflite"),
+    (["--tflite_batch", "8"], "--tflite_batch needs --tflite"),
     (["--web", "site", "--tflite", "g.tflite"], "--web and --tflite are exclusive"),
 ])
 def test_cli_refuses_flags_that_do_not_go_together(args, message):

@@ -1,12 +1,15 @@
 """A trained generator as a LiteRT (TensorFlow Lite) flatbuffer, for phones and embedded boards.
 
 :func:`export_tflite` converts G of a training directory or an export into ``PATH.tflite`` with
-one signature, ``serving_default``: ``z`` float32 ``[1, latent_dim]`` (and ``label`` int32
-``[1]`` for a conditional model) -> ``output_0`` float32 ``[1, slice_len, num_channels]``, G's
-tanh output (a post-processing filter may leave [-1, 1]: clip it, as ``generate.py`` does).
-One clip per call: with every shape fixed, LiteRT runs the transposed convolutions with its
-XNNPACK kernels, int8 weights included; with a free batch size it fell back to a reference
-kernel that made int8 25x slower (d=16 on 2 cores: 7.8 s against 0.32 s for 16 clips).
+one signature, ``serving_default``: ``z`` float32 ``[batch, latent_dim]`` (and ``label``
+int32 ``[batch]`` for a conditional model) -> ``output_0`` float32 ``[batch, slice_len,
+num_channels]``, G's tanh output (a post-processing filter may leave [-1, 1]: clip it, as
+``generate.py`` does). ``batch`` is fixed in the file (1 by default): with every shape fixed,
+LiteRT runs the transposed convolutions with its XNNPACK kernels, int8 weights included; with a
+free batch size it fell back to a reference kernel that made int8 25x slower (d=16 on 2 cores:
+7.8 s against 0.32 s for 16 clips). A larger ``batch`` reads G's weights once for ``batch``
+clips, which is faster per clip where many clips are made at once (see the docs' performance
+page); one clip then costs a whole batch.
 
 ``weights`` chooses how the weights are stored:
 
@@ -47,19 +50,20 @@ def metadata_path(tflite_path):
     return tflite_path + METADATA_SUFFIX
 
 
-def one_clip_model(generator):
-    """G with its batch size fixed to 1: the same layers and weights, inputs ``[1, ...]``."""
-    inputs = [keras.Input(tensor.shape[1:], batch_size=1, dtype=tensor.dtype, name=tensor.name)
-              for tensor in generator.inputs]
+def fixed_batch_model(generator, batch=1):
+    """G with its batch size fixed: the same layers and weights, inputs ``[batch, ...]``."""
+    inputs = [keras.Input(tensor.shape[1:], batch_size=batch, dtype=tensor.dtype,
+                          name=tensor.name) for tensor in generator.inputs]
     return keras.Model(inputs, generator(inputs if len(inputs) > 1 else inputs[0]))
 
 
-def convert_generator(generator, weights="float32"):
+def convert_generator(generator, weights="float32", batch=1):
     """G as TFLite flatbuffer bytes with ``weights`` stored as one of :data:`WEIGHT_TYPES`,
-    taking one clip per call (see the module doc)."""
+    taking ``batch`` clips per call (see the module doc)."""
     if weights not in WEIGHT_TYPES:
         raise ValueError(f"--tflite_weights must be one of {list(WEIGHT_TYPES)}, got {weights!r}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(one_clip_model(generator))
+    _check_batch(batch)
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed_batch_model(generator, batch))
     if weights != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if weights == "float16":
@@ -69,18 +73,19 @@ def convert_generator(generator, weights="float32"):
         return converter.convert()
 
 
-def export_tflite(model, path, *, weights="float32", overwrite=False):
+def export_tflite(model, path, *, weights="float32", batch=1, overwrite=False):
     """Writes G of ``model`` (a training directory or an export) to ``path`` and its facts to
-    ``path.json``; returns ``path``.
+    ``path.json``; returns ``path``. ``batch`` clips per call of the interpreter.
 
     ``path`` must end in ``.tflite``. Existing files are replaced only with ``overwrite``.
-    Raises ValueError for a bad ``path``, ``weights`` or model, FileExistsError for existing
-    files, OSError naming the folder when it cannot be written; nothing is left then.
+    Raises ValueError for a bad ``path``, ``weights``, ``batch`` or model, FileExistsError for
+    existing files, OSError naming the folder when it cannot be written; nothing is left then.
     """
     if not path.endswith(TFLITE_SUFFIX):
         raise ValueError(f"--tflite must name a {TFLITE_SUFFIX} file, got {path!r}")
     if weights not in WEIGHT_TYPES:
         raise ValueError(f"--tflite_weights must be one of {list(WEIGHT_TYPES)}, got {weights!r}")
+    _check_batch(batch)
     if not overwrite:
         for existing in (path, metadata_path(path)):
             if os.path.lexists(existing):
@@ -91,9 +96,9 @@ def export_tflite(model, path, *, weights="float32", overwrite=False):
         raise OSError(f"cannot write to output directory {directory!r}: it is not an existing "
                       "folder")
     config, generator, step = load_keras_generator(model)
-    flatbuffer = convert_generator(generator, weights)
+    flatbuffer = convert_generator(generator, weights, batch)
     metadata = export_metadata(config, step)
-    metadata.update(weights=weights, signatures={SIGNATURE: {
+    metadata.update(weights=weights, batch=batch, signatures={SIGNATURE: {
         "inputs": ["z", "label"] if config.conditional else ["z"], "outputs": [OUTPUT_NAME]}})
     try:
         with atomic_output_file(metadata_path(path)) as tmp_json, \
@@ -113,7 +118,8 @@ def load_tflite(path):
     core.
 
     ``run(z)`` or ``run(z, labels)`` returns audio ``[n, slice_len, num_channels]`` float32,
-    one clip per call of the interpreter.
+    the file's batch of clips per call of the interpreter (a last, partial batch is filled up
+    with zeros, whose clips are dropped).
     Raises FileNotFoundError when ``path.json`` is missing, ValueError when either file cannot
     be read as what :func:`export_tflite` writes.
     """
@@ -134,13 +140,27 @@ def load_tflite(path):
         raise ValueError(f"{path!r} cannot be loaded as a LiteRT model with a {SIGNATURE!r} "
                          f"signature: {err}") from err
 
+    batch = int(runner.get_input_details()["z"]["shape"][0])
+
     def run(z, labels=None):
         z = np.asarray(z, np.float32)
         clips = []
-        for i in range(len(z)):
-            inputs = {"z": z[i:i + 1]}
+        for i in range(0, len(z), batch):
+            inputs = {"z": _filled(z[i:i + batch], batch)}
             if labels is not None:
-                inputs["label"] = np.asarray(labels, np.int32)[i:i + 1]
-            clips.append(runner(**inputs)[OUTPUT_NAME])
+                inputs["label"] = _filled(np.asarray(labels, np.int32)[i:i + batch], batch)
+            clips.append(runner(**inputs)[OUTPUT_NAME][:len(z) - i])
         return np.concatenate(clips, axis=0)
     return run, metadata
+
+
+def _filled(rows, batch):
+    """``rows`` followed by zero rows up to ``batch`` of them."""
+    missing = batch - len(rows)
+    return rows if not missing else np.concatenate(
+        [rows, np.zeros((missing,) + rows.shape[1:], rows.dtype)])
+
+
+def _check_batch(batch):
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"--tflite_batch must be a whole number >= 1, got {batch!r}")
