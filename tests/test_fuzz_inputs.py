@@ -486,8 +486,14 @@ def _z_outcome(path):
 @fuzz(SOME * 2)
 @given(z_files())
 def test_a_hostile_z_file_is_a_clear_error_naming_it_in_bounded_memory(content):
+    _check_z_file("z.npy", content)
+
+
+def _check_z_file(name, content):
+    """Reads ``content`` as the z file ``name``: a clear one-line error naming it, or finite
+    float32 rows of 8 values, in bounded memory either way."""
     with tempfile.TemporaryDirectory() as directory:
-        path = _write(directory, "z.npy", content)
+        path = _write(directory, name, content)
         tracemalloc.start()
         try:
             outcome = _z_outcome(path)
@@ -535,20 +541,7 @@ def z_json_files(draw):
 @fuzz(SOME)
 @given(z_json_files())
 def test_a_hostile_json_z_file_is_a_clear_error_naming_it_in_bounded_memory(content):
-    with tempfile.TemporaryDirectory() as directory:
-        path = _write(directory, "z.json", content)
-        tracemalloc.start()
-        try:
-            outcome = _z_outcome(path)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert peak < MEMORY_LIMIT, f"{peak / 2**20:.0f} MiB allocated"
-        if isinstance(outcome, str):
-            assert repr(path) in outcome and "\n" not in outcome, outcome
-        else:
-            assert outcome.dtype == np.float32 and outcome.shape[1] == 8
-            assert outcome.shape[0] >= 1 and np.all(np.isfinite(outcome))
+    _check_z_file("z.json", content)
 
 
 # -- config.json and training.json ---------------------------------------------------------------

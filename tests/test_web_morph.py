@@ -16,38 +16,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from wavegan_tf.serving import export, web_export
-
-from support import make_loud_train_dir, run_bench
+from support import run_bench
 from test_web_export import (  # noqa: F401 -- browser and serve are fixtures used here
-    SEED, TOLERANCE, browser, call, open_page, saved_model_audio, serve)
+    TOLERANCE, browser, call, open_page, saved_model_audio, serve)
+from test_web_keep import (  # noqa: F401 -- the tiny models' sites, fixtures used here
+    CLASSES, cond_export_dir, export_dir, sites)
 
-CLASSES = ["kick", "snare", "hat"]
 # The square's corners (x, y) in the order of their weights: a (top left), b, c, d.
 CORNERS = [(0, 0), (1, 0), (0, 1), (1, 1)]
 # The same z through the same page's G: the same audio, up to this.
 SAME_AUDIO = 1e-5
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    return export.export_generator(make_loud_train_dir(tmp_path_factory.mktemp("morph_run")))
-
-
-@pytest.fixture(scope="module")
-def cond_export_dir(tmp_path_factory):
-    return export.export_generator(
-        make_loud_train_dir(tmp_path_factory.mktemp("morph_cond_run"), class_names=CLASSES))
-
-
-@pytest.fixture(scope="module")
-def sites(export_dir, cond_export_dir, serve, tmp_path_factory):
-    """The URLs of the unconditional ("plain") and conditional ("cond") sites."""
-    root = tmp_path_factory.mktemp("morph_sites")
-    web_export.export_web(export_dir, str(root / "plain"), seed=SEED)
-    web_export.export_web(cond_export_dir, str(root / "cond"), seed=SEED)
-    url = serve(str(root))
-    return {"plain": url + "plain/", "cond": url + "cond/"}
 
 
 @pytest.fixture
