@@ -139,7 +139,7 @@ def test_cli_help_documents_exactly_the_flags_it_uses():
     assert sorted(flags_listed) == sorted(
         ["model", "n", "out_dir", "seed", "batch_size", "z_in", "z_out", "interpolate",
          "concat", "overwrite", "label", "per_class", "web", "tflite", "tflite_weights",
-         "plot", "plot_data_dir", "list_pretrained"])
+         "tflite_batch", "plot", "plot_data_dir", "list_pretrained"])
     with open(os.path.join(REPO_ROOT, "wavegan_tf", "cli", "generate.py"),
               encoding="utf-8") as f:
         source = f.read()
