@@ -7,17 +7,18 @@ this times both ways, in one process, for D's five convolution shapes at ``--mod
 ``--batch_size`` (G's transposed convolutions are the same shapes the other way: G's first layer
 is D's last). The rules in ``polyphase_conv.rule_plan`` come from this table.
 
-Prints ms per call (best of ``--repeats``), GFLOP/s, the ratio TensorFlow / matmul (above 1: the
-matmul is faster) and what the rule for this CPU (``polyphase_conv.cpu_kind``) picks; then the
-sum over the 15 products with TensorFlow's ops everywhere, with the rule's picks and with the
-faster of the two everywhere. The last line holds ``name=value`` pairs.
+Prints ms per call (each the best of a few calls after a warm-up, timed by
+``wavegan_tf.cpu.conv_tuning.time_products``, as the tuned plan times them), GFLOP/s, the ratio
+TensorFlow / matmul (above 1: the matmul is faster) and what the rule for this CPU
+(``polyphase_conv.cpu_kind``) picks; then the sum over the 15 products with TensorFlow's ops
+everywhere, with the rule's picks and with the faster of the two everywhere (what
+``--conv_plan tuned`` runs). The last line holds ``name=value`` pairs.
 
     python bench/conv_layers.py --model_dim 64 --batch_size 64
 """
 
 import os
 import sys
-import time
 
 from absl import app, flags
 
@@ -26,11 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("model_dim", 64, "Model width d (64 in the paper).")
 flags.DEFINE_integer("batch_size", 64, "Clips per call (64 in the paper).")
-flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (best kept), after one warm-up.")
 flags.DEFINE_integer("slice_len", 16384, "Samples per clip.")
 
 KERNEL_LEN, STRIDE = 25, 4
-PRODUCTS = ("forward", "input_gradient", "kernel_gradient")
 
 
 def d_shapes(model_dim, slice_len):
@@ -42,50 +41,20 @@ def d_shapes(model_dim, slice_len):
     return shapes
 
 
-def best_time(fn, *args):
-    """Seconds of the fastest of ``--repeats`` calls, after one warm-up call."""
-    fn(*args).numpy()
-    best = float("inf")
-    for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        fn(*args).numpy()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def product_functions(length):
-    """{product: (TensorFlow's version, the matmul version)} as functions of two tensors."""
-    from wavegan_tf.cpu import polyphase_conv as pc
-
-    return {
-        "forward": (lambda x, w: pc.standard_conv1d(x, w, STRIDE),
-                    lambda x, w: pc.conv1d(x, w, STRIDE)),
-        "input_gradient": (lambda g, w: pc.standard_input_gradient(g, w, length, STRIDE),
-                           lambda g, w: pc.conv1d_input_gradient(g, w, length, STRIDE)),
-        "kernel_gradient": (lambda x, g: pc.standard_kernel_gradient(x, g, KERNEL_LEN, STRIDE),
-                            lambda x, g: pc.conv1d_kernel_gradient(x, g, KERNEL_LEN, STRIDE)),
-    }
-
-
 def main(argv):
     del argv
-    import tensorflow as tf
-
-    from wavegan_tf.cpu import polyphase_conv
+    from wavegan_tf.cpu import conv_tuning, polyphase_conv
 
     kind = polyphase_conv.cpu_kind()
     print(f"CPU kind for the rule: {kind or 'none (GPU/TPU or unknown: TensorFlow everywhere)'}")
-    batch, rows = FLAGS.batch_size, []
+    rows = []
     for length, cin, cout in d_shapes(FLAGS.model_dim, FLAGS.slice_len):
         steps = length // STRIDE
-        x = tf.random.normal([batch, length, cin])
-        w = tf.random.normal([KERNEL_LEN, cin, cout]) * 0.05
-        g = tf.random.normal([batch, steps, cout])
-        operands = {"forward": (x, w), "input_gradient": (g, w), "kernel_gradient": (x, g)}
-        flop = 2 * steps * KERNEL_LEN * cin * cout * batch
+        shape = conv_tuning.Shape(FLAGS.batch_size, "float32", steps, cin, cout, KERNEL_LEN,
+                                  STRIDE)
+        flop = 2 * steps * KERNEL_LEN * cin * cout * FLAGS.batch_size
         plan = polyphase_conv.rule_plan(kind, steps, cin, cout)
-        for product, (standard, matmul) in product_functions(length).items():
-            times = [best_time(tf.function(fn), *operands[product]) for fn in (standard, matmul)]
+        for product, times in conv_tuning.time_products(shape).items():
             rows.append((f"{length}x{cin}->{steps}x{cout}", product, flop, *times,
                          getattr(plan, product)))
             _print(rows[-1])
