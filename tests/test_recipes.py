@@ -78,7 +78,7 @@ def test_lazy_r1_runs_on_every_kth_update_weighted_by_k():
 @pytest.mark.parametrize("extra", [
     dict(loss="hinge", n_critic=1, r1_gamma=1.0, r1_every=2, spectral_heads=[64, 256],
          minibatch_std=True, adam_beta1=0.0, ema_decay=0.9),
-    dict(loss="wgan-gp", n_critic=2, spectral_heads=[128]),
+    dict(loss="wgan-gp", n_critic=2, spectral_heads=[128], spectrogram_head=True),
     dict(loss="hinge", n_critic=1, feature_matching=1.0, micro_batches=2),
 ])
 def test_train_steps_with_the_recipe_parts_are_finite_and_move_both_nets(extra):
@@ -126,6 +126,8 @@ def test_adam_betas_reach_both_optimizers_and_rmsprop_losses_refuse_them():
      "already reads spectrograms"),
     (dict(model="specgan", kernel_len=5, phase_shuffle=0, minibatch_std=True),
      "no minibatch feature"),
+    (dict(model="specgan", kernel_len=5, phase_shuffle=0, spectrogram_head=True),
+     "needs spectrogram_head=False"),
 ])
 def test_bad_recipe_settings_are_refused_by_name(values, message):
     with pytest.raises(ValueError, match=message):
@@ -142,7 +144,10 @@ def test_log_magnitude_stft_matches_numpy_and_round_trips_its_config():
     expected = np.log(np.abs(np.fft.rfft(frame)) ** 2 + (64 / 4) ** 2 * 1e-6)
     np.testing.assert_allclose(out[0, 1], expected, rtol=1e-3, atol=1e-3)
     again = LogMagnitudeSTFT.from_config(layer.get_config())
-    assert again.frame_length == 64
+    assert (again.frame_length, again.hop_length) == (64, None)
+    hopped = LogMagnitudeSTFT(64, 32)
+    np.testing.assert_allclose(hopped(audio).numpy()[0, 1], out[0, 2], rtol=1e-5, atol=1e-5)
+    assert LogMagnitudeSTFT.from_config(hopped.get_config()).hop_length == 32
 
 
 def test_a_discriminator_with_spectral_heads_saves_and_loads(tmp_path):
@@ -155,6 +160,30 @@ def test_a_discriminator_with_spectral_heads_saves_and_loads(tmp_path):
     np.testing.assert_allclose(again(audio).numpy(), d(audio).numpy(), rtol=1e-5, atol=1e-6)
     names = [layer.name for layer in d.layers]
     assert {"spectral_64_logit", "spectral_512_logit", "logit_sum", "minibatch_std"} <= set(names)
+
+
+@pytest.mark.parametrize("slice_len", [16384, 32768])
+def test_the_spectrogram_head_adds_a_2d_critic_of_the_log_spectrogram(tmp_path, slice_len):
+    d = build_discriminator(slice_len=slice_len, model_dim=2, kernel_len=5,
+                            spectrogram_head=True)
+    plain = build_discriminator(slice_len=slice_len, model_dim=2, kernel_len=5)
+    image = d.get_layer("spectrogram_image").output
+    assert tuple(image.shape) == (None, slice_len // 128, 129, 1)
+    # Five 5x5 convolutions, d to 16d filters, and a dense logit: 3 + ... parameters more.
+    head = sum(25 * cin * cout + cout for cin, cout in zip([1, 2, 4, 8, 16], [2, 4, 8, 16, 32]))
+    assert d.count_params() - plain.count_params() == head + 32 + 1
+    path = str(tmp_path / "d.keras")
+    d.save(path)
+    again = keras.saving.load_model(path)
+    audio = np.random.default_rng(3).uniform(-1, 1, (2, slice_len, 1)).astype("float32")
+    logits = again(audio).numpy()
+    assert logits.shape == (2, 1)
+    np.testing.assert_allclose(logits, d(audio).numpy(), rtol=1e-5, atol=1e-6)
+    # The logit is D's own plus the head's.
+    waveform_only = keras.Model(d.inputs, d.get_layer("logit").output)
+    head_only = keras.Model(d.inputs, d.get_layer("spectrogram_logit").output)
+    np.testing.assert_allclose(logits, waveform_only(audio).numpy() + head_only(audio).numpy(),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_minibatch_feature_is_the_mean_feature_spread_and_near_zero_for_copies():
@@ -211,7 +240,7 @@ def test_train_py_recipe_fast_writes_its_settings_and_given_flags_win(tmp_path):
             "--train_steps=2", "--save_every_steps=1", "--preview_every_steps=0",
             "--export=false"]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--recipe=fast",
-                           "--d_learning_rate=0.001", f"--data_dir={data}",
+                           "--d_learning_rate=0.001", "--spectrogram_head", f"--data_dir={data}",
                            f"--train_dir={train_dir}",
                            *tiny], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -219,6 +248,7 @@ def test_train_py_recipe_fast_writes_its_settings_and_given_flags_win(tmp_path):
     assert (config["loss"], config["n_critic"], config["d_learning_rate"]) == \
         ("wgan-gp", 1, 0.001)
     assert config["spectral_heads"] == recipes.recipe_values("fast", "wavegan")["spectral_heads"]
+    assert config["spectrogram_head"] is True
     refused = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--loss=hinge",
                               f"--data_dir={data}", f"--train_dir={train_dir}", *tiny],
                              capture_output=True, text=True, cwd=ROOT, timeout=300)

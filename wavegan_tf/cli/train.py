@@ -84,6 +84,9 @@ flags.DEFINE_boolean("batchnorm", _CONFIG.batchnorm, "Batch normalisation in G a
 flags.DEFINE_list("spectral_heads", _CONFIG.spectral_heads,
                   "WaveGAN: STFT frame lengths (powers of two, e.g. 256,1024) of spectral heads "
                   "whose logits D adds to its own (default: none, the paper).")
+flags.DEFINE_boolean("spectrogram_head", _CONFIG.spectrogram_head,
+                     "WaveGAN: a 2-D critic on the clip's log spectrogram (SpecGAN's D in shape) "
+                     "whose logit D adds to its own (off in the paper).")
 flags.DEFINE_boolean("minibatch_std", _CONFIG.minibatch_std,
                      "WaveGAN: the minibatch standard-deviation feature before D's last "
                      "convolution (off in the paper).")

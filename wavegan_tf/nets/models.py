@@ -19,7 +19,7 @@ from wavegan_tf.cpu.polyphase_conv import PolyphaseConv1D, PolyphaseConv1DTransp
 from wavegan_tf.nets.leaky_relu import LeakyReLU
 from wavegan_tf.nets.minibatch_std import MinibatchStdDev
 from wavegan_tf.nets.phase_shuffle import PhaseShuffle
-from wavegan_tf.nets.spectral_heads import check_frame_lengths, spectral_logit
+from wavegan_tf.nets.spectral_heads import check_frame_lengths, spectral_logit, spectrogram_logit
 
 SLICE_LENS = (16384, 32768, 65536)
 UPSAMPLE_MODES = ("zeros", "nearest")
@@ -163,6 +163,7 @@ def build_discriminator(
     use_batchnorm=False,
     num_classes=0,
     spectral_heads=(),
+    spectrogram_head=False,
     minibatch_std=False,
 ):
     """Builds D: audio ``[None, slice_len, num_channels]`` -> one logit per example ``[None, 1]``.
@@ -176,7 +177,8 @@ def build_discriminator(
     convolutions have none). It is active only when the model is called with ``training=True``.
 
     Off in the paper: ``spectral_heads`` (STFT frame lengths, e.g. ``(256, 1024)``) add the
-    logits of :mod:`wavegan_tf.nets.spectral_heads` to D's; ``minibatch_std`` appends the batch's
+    logits of :mod:`wavegan_tf.nets.spectral_heads` to D's, ``spectrogram_head`` the logit of
+    that module's 2-D spectrogram critic; ``minibatch_std`` appends the batch's
     feature spread (:mod:`wavegan_tf.nets.minibatch_std`) before the last convolution.
     """
     strides = _strides(slice_len)
@@ -203,8 +205,10 @@ def build_discriminator(
     # [16, 16d] -> [256d] -> [1]
     x = layers.Flatten(name="flatten")(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)
-    if spectral_heads:
-        heads = [spectral_logit(audio, n, model_dim, f"spectral_{n}") for n in spectral_heads]
+    heads = [spectral_logit(audio, n, model_dim, f"spectral_{n}") for n in spectral_heads]
+    if spectrogram_head:
+        heads.append(spectrogram_logit(audio, model_dim))
+    if heads:
         logit = layers.Add(dtype="float32", name="logit_sum")([logit] + heads)
     if not num_classes:
         return keras.Model(audio, logit, name="discriminator")

@@ -9,6 +9,12 @@ that (the floor :data:`DYNAMIC_RANGE_DB` below a full-scale sinusoid's bin, whic
 the input gradients that the R1 and WGAN-GP penalties see in near-silent frames), treats the
 frequency bins as channels, and runs three strided 1-D convolutions over the frames (2d, 4d,
 8d filters, LeakyReLU 0.2), a mean over time and a dense logit.
+
+The spectrogram head (:func:`spectrogram_logit`) is a 2-D critic instead: SpecGAN's D in
+shape (five 5x5 convolutions of stride 2, d to 16d filters) on the log-magnitude spectrogram
+SpecGAN models (256-sample frames, a hop of 128), with a mean over the image and a dense logit.
+It judges how energy moves across frequency and time together, the harmonics and formant
+motion a digit classifier hears, which the 1-D heads see only as channels.
 """
 
 import keras
@@ -21,6 +27,9 @@ from wavegan_tf.nets.leaky_relu import LeakyReLU
 # sinusoid (whose Hann-windowed magnitude is frame_length / 4).
 DYNAMIC_RANGE_DB = 60.0
 HEAD_LAYERS = 3
+# The spectrogram head: SpecGAN's STFT (wavegan_tf.audio.spectrogram) and D's depth and kernel.
+SPECTROGRAM_FRAME, SPECTROGRAM_HOP = 256, 128
+SPECTROGRAM_LAYERS, SPECTROGRAM_KERNEL = 5, 5
 
 
 def check_frame_lengths(frame_lengths, slice_len):
@@ -40,22 +49,26 @@ def check_frame_lengths(frame_lengths, slice_len):
 class LogMagnitudeSTFT(layers.Layer):
     """Mono audio ``[batch, time, channels]`` (channels averaged) to ``log(|STFT|^2 + floor)``
     (see :func:`log_floor`)
-    ``[batch, frames, frame_length // 2 + 1]`` with a Hann window and a hop of a quarter frame.
+    ``[batch, frames, frame_length // 2 + 1]`` with a Hann window and a hop of ``hop_length``
+    samples (None: a quarter frame).
     Differentiable twice (the R1 and WGAN-GP penalties differentiate through it)."""
 
-    def __init__(self, frame_length, **kwargs):
+    def __init__(self, frame_length, hop_length=None, **kwargs):
         super().__init__(**kwargs)
         self.frame_length = int(frame_length)
+        self.hop_length = None if hop_length is None else int(hop_length)
 
     def call(self, audio):
         mono = tf.reduce_mean(tf.cast(audio, "float32"), axis=-1)
-        spectrum = tf.signal.stft(mono, self.frame_length, self.frame_length // 4,
+        hop = self.hop_length or self.frame_length // 4
+        spectrum = tf.signal.stft(mono, self.frame_length, hop,
                                   window_fn=tf.signal.hann_window, pad_end=True)
         power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
         return tf.cast(tf.math.log(power + log_floor(self.frame_length)), self.compute_dtype)
 
     def get_config(self):
-        return {**super().get_config(), "frame_length": self.frame_length}
+        return {**super().get_config(), "frame_length": self.frame_length,
+                "hop_length": self.hop_length}
 
 
 def log_floor(frame_length):
@@ -71,4 +84,19 @@ def spectral_logit(audio, frame_length, model_dim, name):
                           name=f"{name}_conv_{i}")(x)
         x = LeakyReLU(0.2, name=f"{name}_lrelu_{i}")(x)
     x = layers.GlobalAveragePooling1D(name=f"{name}_pool")(x)
+    return layers.Dense(1, dtype="float32", name=f"{name}_logit")(x)
+
+
+def spectrogram_logit(audio, model_dim, name="spectrogram"):
+    """The spectrogram head's logit ``[batch, 1]`` for ``audio`` (a Keras tensor of a whole
+    number of hops): a 2-D critic on its ``[frames, bins, 1]`` log-magnitude image."""
+    frames = audio.shape[1] // SPECTROGRAM_HOP
+    bins = SPECTROGRAM_FRAME // 2 + 1
+    x = LogMagnitudeSTFT(SPECTROGRAM_FRAME, SPECTROGRAM_HOP, name=f"{name}_stft")(audio)
+    x = layers.Reshape((frames, bins, 1), name=f"{name}_image")(x)
+    for i in range(SPECTROGRAM_LAYERS):
+        x = layers.Conv2D(model_dim * 2 ** i, SPECTROGRAM_KERNEL, strides=2, padding="same",
+                          name=f"{name}_conv_{i}")(x)
+        x = LeakyReLU(0.2, name=f"{name}_lrelu_{i}")(x)
+    x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     return layers.Dense(1, dtype="float32", name=f"{name}_logit")(x)

@@ -37,7 +37,7 @@ MODEL_DEFAULTS = {"wavegan": {}, "specgan": {"kernel_len": SPECGAN_KERNEL_LEN, "
 ARCHITECTURE_FIELDS = (
     "model", "slice_len", "num_channels", "sample_rate", "model_dim", "latent_dim", "kernel_len",
     "phase_shuffle", "upsample", "post_proc_filt_len", "batchnorm", "loss", "conditional",
-    "class_names", "spectral_heads", "minibatch_std",
+    "class_names", "spectral_heads", "spectrogram_head", "minibatch_std",
 )
 
 
@@ -60,8 +60,10 @@ class GANConfig:
     post_proc_filt_len: int = 0
     batchnorm: bool = False
     # D's additions, off in the paper: STFT frame lengths of spectral heads beside the waveform
-    # critic (wavegan_tf.nets.spectral_heads) and the minibatch standard-deviation feature.
+    # critic, a 2-D critic on the log spectrogram (both wavegan_tf.nets.spectral_heads) and the
+    # minibatch standard-deviation feature.
     spectral_heads: list = dataclasses.field(default_factory=list)
+    spectrogram_head: bool = False
     minibatch_std: bool = False
     # Class conditioning: labels from the data folder's class subfolders. class_names are the
     # classes in label order; None until a conditional run reads them from its data.
@@ -150,6 +152,7 @@ class GANConfig:
             ("post_proc_filt_len", 0, "its G has no post-processing filter"),
             ("conditional", False, "class-conditional SpecGAN is not implemented"),
             ("spectral_heads", [], "its D already reads spectrograms"),
+            ("spectrogram_head", False, "its D already reads spectrograms"),
             ("minibatch_std", False, "its D has no minibatch feature"),
         ]
         for name, supported, reason in unsupported:
@@ -202,7 +205,8 @@ class GANConfig:
             slice_len=self.slice_len, num_channels=self.num_channels, model_dim=self.model_dim,
             kernel_len=self.kernel_len, phase_shuffle_rad=self.phase_shuffle,
             use_batchnorm=self.batchnorm, num_classes=self.num_classes,
-            spectral_heads=self.spectral_heads, minibatch_std=self.minibatch_std)
+            spectral_heads=self.spectral_heads, spectrogram_head=self.spectrogram_head,
+            minibatch_std=self.minibatch_std)
 
     def build_gan(self, jit_compile=False, micro_batches=1):
         """A compiled :class:`GANTrainer` with fresh G and D and this config's optimizers; with
