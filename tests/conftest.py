@@ -1,6 +1,7 @@
 """Shared test settings: quiet TensorFlow logs, small thread pools on the 2-core CI machine."""
 
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -10,6 +11,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Runs tune their convolution plans into a cache of the test session (one for all its processes),
 # never into the user's ~/.cache.
 os.environ["WAVEGAN_TF_CACHE_DIR"] = tempfile.mkdtemp(prefix="wavegan_tf-test-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Removes the session's plan cache."""
+    del session, exitstatus
+    shutil.rmtree(os.environ["WAVEGAN_TF_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """bench/conv_layers.py: each product of D's five convolutions timed both ways."""
 
+import pytest
 from support import run_bench
 
 
@@ -12,7 +13,10 @@ def test_every_product_of_every_layer_timed_both_ways_with_sums():
                                              "16x8->4x16", "4x16->1x32"]
     assert [row[1] for row in rows] == ["forward", "input_gradient", "kernel_gradient"] * 5
     values = dict(pair.split("=", 1) for pair in result.stdout.strip().splitlines()[-1].split())
-    standard, rule, best = (float(values[k]) for k in ("standard_ms", "rule_ms", "best_ms"))
-    # The faster of the two ways, product by product, is never slower than either plan.
-    assert 0 < best <= min(standard, rule)
+    # The sums are those of the printed rows: TensorFlow's times, and the faster of the two.
+    times = [(float(row[row.index("TensorFlow") + 1]), float(row[row.index("matmul") + 1]))
+             for row in rows]
+    assert float(values["standard_ms"]) == pytest.approx(sum(t for t, _ in times), abs=0.8)
+    assert float(values["best_ms"]) == pytest.approx(sum(min(t) for t in times), abs=0.8)
+    assert 0 < float(values["best_ms"]) <= float(values["rule_ms"])
     assert values["cpu_kind"] in ("avx512", "avx2", "none")

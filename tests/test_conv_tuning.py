@@ -152,7 +152,8 @@ def _forward_graph_ops(layer, x):
     return {op.type for op in fn.get_concrete_function(x).graph.get_operations()}
 
 
-def test_the_tuned_formulation_runs_an_adopted_plan_and_the_rule_without_one():
+def test_the_tuned_formulation_runs_an_adopted_plan_and_the_rule_without_one(monkeypatch):
+    monkeypatch.setattr(polyphase_conv, "_state", {"formulation": "auto", "tuned": {}})
     layer = PolyphaseConv1D(4, 25, strides=4, padding="same")
     x = tf.random.normal([5, 32, 3])
     layer.build(x.shape)
@@ -175,10 +176,10 @@ def data_dir(tmp_path_factory):
     return ensure_demo_dataset(str(tmp_path_factory.mktemp("data") / "drums"), num_clips=8)
 
 
-def _train(train_dir, data_dir, conv_plan):
+def _train(train_dir, data_dir, conv_plan, **options):
     return runs.train(train_dir, TINY, dict(
         data_dir=data_dir, train_steps=1, save_every_secs=0, preview_every_steps=0,
-        export=False, conv_plan=conv_plan), verbose=0)
+        export=False, conv_plan=conv_plan, **options), verbose=0)
 
 
 def test_training_tunes_into_the_cache_named_by_the_environment(tmp_path, data_dir,
@@ -186,13 +187,26 @@ def test_training_tunes_into_the_cache_named_by_the_environment(tmp_path, data_d
     monkeypatch.setenv(conv_tuning.CACHE_DIR_VARIABLE, str(tmp_path / "cache"))
     _train(str(tmp_path / "rule"), data_dir, "auto")
     assert not (tmp_path / "cache").exists()
-    result = _train(str(tmp_path / "tuned"), data_dir, "tuned")
+    looked_up = []
+    monkeypatch.setattr(polyphase_conv, "_state", {"formulation": "auto", "tuned": {}})
+    real_layer_plan = polyphase_conv.layer_plan
+    monkeypatch.setattr(polyphase_conv, "layer_plan",
+                        lambda shape: looked_up.append(tuple(shape)) or real_layer_plan(shape))
+    result = _train(str(tmp_path / "tuned"), data_dir, "tuned", micro_batches=2)
     assert result.step == 1
     entries = _cache(tmp_path / "cache" / "conv_plans.json")["machines"][
         conv_tuning.machine_key()]
-    assert sorted(entries) == sorted(conv_tuning.shape_key(s) for s in conv_tuning.model_shapes(
-        (build_generator(model_dim=2, kernel_len=5, latent_dim=8),
-         build_discriminator(model_dim=2, kernel_len=5)), batch=2))
+    models = (build_generator(model_dim=2, kernel_len=5, latent_dim=8),
+              build_discriminator(model_dim=2, kernel_len=5))
+    # With two micro-batches, the shapes at the replica's batch (G generating a critic update's
+    # clips) and at each micro-batch of 1 (everything else).
+    shapes = conv_tuning.model_shapes(models, 2) + conv_tuning.model_shapes(models, 1)
+    assert sorted(entries) == sorted(conv_tuning.shape_key(s) for s in shapes)
+    # Every layer the training step traced, at either batch, found its tuned plan (the
+    # previews after training generate 8 clips, outside the tuned steps).
+    in_steps = {shape for shape in looked_up if shape[0] in (1, 2)}
+    assert {shape[0] for shape in in_steps} == {1, 2}
+    assert in_steps <= set(polyphase_conv._state["tuned"])
     with open(os.path.join(str(tmp_path / "tuned"), settings.OPTIONS_FILENAME)) as f:
         assert json.load(f)["conv_plan"] == "tuned"
 
@@ -232,4 +246,39 @@ def test_tune_command_for_specgan_and_bad_sizes(tmp_path):
     assert result.returncode == 0 and "nothing to tune" in result.stdout
     assert not (tmp_path / "p.json").exists()
     bad = _tune_cli("--model_dim", "0", "--cache", str(tmp_path / "p.json"))
-    assert bad.returncode == 2 and "--model_dim and --batch_size must be positive" in bad.stderr
+    assert bad.returncode == 2 and "--model_dim must be a whole number >= 1, got 0" in bad.stderr
+
+
+def test_tune_command_keys_precision_and_slice_length_and_retunes(tmp_path):
+    cache = tmp_path / "plans.json"
+    result = _tune_cli("--model_dim", "2", "--batch_size", "2", "--slice_len", "32768",
+                       "--mixed_precision", "mixed_bfloat16", "--cache", str(cache))
+    assert result.returncode == 0, result.stderr
+    keys = sorted(_cache(cache)["machines"][conv_tuning.machine_key()])
+    # Clips of 32768 samples take six convolutions in G and D (one of stride 2), all tuned in
+    # bfloat16.
+    assert f"timing {len(keys)} layer shape(s)" in result.stdout
+    assert len(keys) >= 6 and all(key.startswith("bfloat16 batch=2 ") for key in keys)
+    assert any(key.startswith("bfloat16 batch=2 32768x1->") for key in keys)
+    again = _tune_cli("--model_dim", "2", "--batch_size", "2", "--slice_len", "32768",
+                      "--mixed_precision", "mixed_bfloat16", "--cache", str(cache), "--retune")
+    assert again.returncode == 0 and f"timing {len(keys)} layer shape(s)" in again.stdout
+
+
+def test_tune_command_writes_a_cache_named_without_a_folder(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "wavegan_tf", "tune", "--model_dim", "2",
+                             "--batch_size", "1", "--cache", "plans.json"], cwd=tmp_path,
+                            capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": REPO})
+    assert result.returncode == 0, result.stderr
+    assert len(_cache(tmp_path / "plans.json")["machines"][conv_tuning.machine_key()]) == 5
+
+
+def test_tune_command_refuses_where_a_gpu_or_tpu_is_visible(tmp_path, monkeypatch, capsys):
+    from wavegan_tf import __main__ as command
+
+    monkeypatch.setattr(polyphase_conv, "accelerator_present", lambda: True)
+    assert command.main(["tune", "--model_dim", "2", "--batch_size", "2", "--cache",
+                         str(tmp_path / "p.json")]) == 2
+    assert "a GPU or TPU is visible" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()

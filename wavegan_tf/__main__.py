@@ -11,7 +11,9 @@ import sys
 from wavegan_tf.version import __version__
 
 COMMANDS = ("wavegan-train", "wavegan-generate", "wavegan-evaluate")
-PRECISIONS = {"none": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+# train.py's --mixed_precision choices (wavegan_tf.training.settings.MIXED_PRECISION_POLICIES,
+# not imported here so that --version does not load TensorFlow)
+PRECISIONS = ("none", "mixed_bfloat16", "mixed_float16")
 
 
 def main(argv=None):
@@ -37,8 +39,9 @@ def _add_tune(commands):
         "tune", help="time the convolution plan of a model size on this machine and cache it",
         description="Times each strided convolution product of G and D (forward, input "
                     "gradient, kernel gradient) with TensorFlow's op and as matmuls at the "
-                    "given batch size, caches the faster choice for this machine (the file "
-                    "named below; train.py --conv_plan tuned reads it) and prints the table.")
+                    "given batch size, caches the faster choice for this machine and prints the "
+                    "table. Refused where a GPU or TPU is visible (training there keeps "
+                    "TensorFlow's convolutions).")
     tune_parser.add_argument("--model", choices=("wavegan", "specgan"), default="wavegan",
                              help="the model whose layers are tuned (SpecGAN's 2-D "
                                   "convolutions have no plan: nothing to tune)")
@@ -48,23 +51,32 @@ def _add_tune(commands):
                                   "replicas and micro-batches")
     tune_parser.add_argument("--slice_len", type=int, default=16384, choices=(16384, 32768, 65536),
                              help="samples per clip")
-    tune_parser.add_argument("--mixed_precision", choices=tuple(PRECISIONS), default="none",
+    tune_parser.add_argument("--mixed_precision", choices=PRECISIONS, default="none",
                              help="the training's --mixed_precision (the compute dtype tuned)")
     tune_parser.add_argument("--retune", action="store_true",
                              help="time every shape again, replacing what the cache holds")
     tune_parser.add_argument("--cache", default=None,
-                             help="the plan cache file (default: $WAVEGAN_TF_CACHE_DIR or "
-                                  "~/.cache/wavegan_tf, conv_plans.json)")
+                             help="the plan cache file (default: the one train.py --conv_plan "
+                                  "tuned reads, conv_plans.json in $WAVEGAN_TF_CACHE_DIR, "
+                                  "$XDG_CACHE_HOME/wavegan_tf or ~/.cache/wavegan_tf; training "
+                                  "reads only that one)")
 
 
 def tune(args):
     """The ``tune`` command: prints one line per layer shape and product, then the total."""
-    from wavegan_tf.cpu import conv_tuning
+    from wavegan_tf.cpu import conv_tuning, polyphase_conv
     from wavegan_tf.cpu.dtype_policy import global_dtype_policy
     from wavegan_tf.training.config import GANConfig
 
-    if args.model_dim < 1 or args.batch_size < 1:
-        print("error: --model_dim and --batch_size must be positive", file=sys.stderr)
+    for name in ("model_dim", "batch_size"):
+        if getattr(args, name) < 1:
+            print(f"error: --{name} must be a whole number >= 1, got {getattr(args, name)}",
+                  file=sys.stderr)
+            return 2
+    if polyphase_conv.accelerator_present():
+        print("error: a GPU or TPU is visible; training there keeps TensorFlow's convolutions, "
+              "so there is nothing to tune (hide it, e.g. CUDA_VISIBLE_DEVICES=, to tune the "
+              "CPU)", file=sys.stderr)
         return 2
     policy = "float32" if args.mixed_precision == "none" else args.mixed_precision
     try:
@@ -82,16 +94,7 @@ def tune(args):
         print(f"{args.model} has no strided 1-D convolutions with a plan: nothing to tune")
         return 0
     plans = conv_tuning.tune(shapes, path, retune=args.retune, log=print)
-    for shape, (plan, timings) in plans.items():
-        for product in conv_tuning.PRODUCTS:
-            standard, matmul = timings[product]
-            choice = "matmuls" if getattr(plan, product) else "TensorFlow"
-            print(f"{conv_tuning.shape_key(shape)}  {product:<15}  TensorFlow "
-                  f"{standard * 1e3:8.2f} ms  matmuls {matmul * 1e3:8.2f} ms  -> {choice}")
-    tuned = sum(min(t) for _, timings in plans.values() for t in timings.values())
-    standard = sum(t[0] for _, timings in plans.values() for t in timings.values())
-    print(f"sum of the {3 * len(plans)} products: TensorFlow everywhere {standard * 1e3:.1f} "
-          f"ms, tuned {tuned * 1e3:.1f} ms ({standard / tuned:.2f}x)")
+    print("\n".join(conv_tuning.plan_report(plans)))
     return 0
 
 

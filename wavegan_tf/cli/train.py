@@ -187,7 +187,8 @@ flags.DEFINE_enum("conv_plan", _OPTIONS.conv_plan, list(settings.CONV_PLANS),
                   "size, once per machine and shape, the faster kept; cached in "
                   "$WAVEGAN_TF_CACHE_DIR or ~/.cache/wavegan_tf/conv_plans.json), auto (a fixed "
                   "rule by CPU kind), standard (TensorFlow's ops) or polyphase (all as "
-                  "matmuls). GPUs, TPUs and --jit_compile take auto (TensorFlow's ops there).")
+                  "matmuls). tuned falls back to auto on GPUs and TPUs (TensorFlow's ops "
+                  "there) and under --jit_compile.")
 # Scoring while training.
 flags.DEFINE_integer("eval_every_steps", _OPTIONS.eval_every_steps,
                      "Score G every this many steps with --eval_classifier (0 = off): "

@@ -121,6 +121,24 @@ def adopt(plans):
     polyphase_conv.adopt_tuned_plans({tuple(s): plan for s, (plan, _) in plans.items()})
 
 
+def plan_report(plans):
+    """Lines of text for ``plans`` (from :func:`tune`): each shape's products with their two
+    times and the choice, then the sum with TensorFlow's ops everywhere against the plan."""
+    lines = []
+    for shape, (plan, timings) in plans.items():
+        for product in PRODUCTS:
+            standard, matmul = timings[product]
+            choice = "matmuls" if getattr(plan, product) else "TensorFlow"
+            lines.append(f"{shape_key(shape)}  {product:<15}  TensorFlow "
+                         f"{standard * 1e3:8.2f} ms  matmuls {matmul * 1e3:8.2f} ms  -> {choice}")
+    tuned = sum(min(t) for _, timings in plans.values() for t in timings.values())
+    standard = sum(t[0] for _, timings in plans.values() for t in timings.values())
+    lines.append(f"sum of the {3 * len(plans)} products: TensorFlow everywhere "
+                 f"{standard * 1e3:.1f} ms, tuned {tuned * 1e3:.1f} ms "
+                 f"({standard / tuned:.2f}x)")
+    return lines
+
+
 def plan_of(timings):
     """The :class:`polyphase_conv.Plan` of a shape's timings: matmuls where they were faster."""
     return polyphase_conv.Plan(*(timings[p][1] < timings[p][0] for p in PRODUCTS))
@@ -169,8 +187,8 @@ def read_cache(path):
     machines, dropped = {}, 0
     for machine, entries in content["machines"].items():
         entries = entries if isinstance(entries, dict) else {}
-        good = {key: _timings(value) for key, value in entries.items()
-                if isinstance(key, str) and _timings(value) is not None}
+        timings = {key: _timings(value) for key, value in entries.items()}
+        good = {key: value for key, value in timings.items() if value is not None}
         dropped += len(entries) - len(good)
         machines[machine] = good
     if dropped:
@@ -204,7 +222,7 @@ def _store(path, machine, timed):
     """Adds ``timed`` to the cache at ``path`` for ``machine``, keeping every other entry;
     writers take turns, and a file that cannot be written is warned about."""
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with exclusive_lock(lock_path_beside(path)):
             machines = read_cache(path)
             machines[machine] = {**machines.get(machine, {}), **timed}

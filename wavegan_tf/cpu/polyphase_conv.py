@@ -71,11 +71,17 @@ def conv_formulation(name):
         _state["formulation"] = previous
 
 
+def accelerator_present():
+    """True when TensorFlow sees a GPU or TPU (where the convolutions stay TensorFlow's)."""
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
 def cpu_kind():
     """"avx512" or "avx2" (an x86 CPU without AVX-512, or with oneDNN limited below it by
     ``ONEDNN_MAX_CPU_ISA``; see ``bfloat16_support.onednn_isa_limit``) on a machine whose only
-    devices are CPUs; None with a GPU or TPU, or when the CPU's flags cannot be read."""
-    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+    devices are CPUs; None with a GPU or TPU, or when the CPU's flags cannot be read (e.g. an
+    ARM CPU, where the rule keeps TensorFlow's ops and only a tuned plan uses matmuls)."""
+    if accelerator_present():
         return None
     try:
         with open(bfloat16_support.CPUINFO_PATH, encoding="utf-8", errors="replace") as f:
@@ -119,7 +125,7 @@ def layer_plan(shape):
         return STANDARD
     if formulation == "polyphase":
         return MATMUL
-    if formulation == "tuned" and tuple(shape) in _state["tuned"] and cpu_kind() is not None:
+    if formulation == "tuned" and tuple(shape) in _state["tuned"] and not accelerator_present():
         return _state["tuned"][tuple(shape)]
     return rule_plan(cpu_kind(), *shape[2:5])
 

@@ -206,7 +206,9 @@ def _conv_plan(gan, run):
     option). "tuned" is the rule where tuning cannot apply: under XLA, or with a GPU or TPU
     (which keep TensorFlow's convolutions)."""
     plan = run.options.conv_plan
-    if plan == "tuned" and (run.options.jit_compile or polyphase_conv.cpu_kind() is None):
+    if plan == "tuned" and (run.options.jit_compile or polyphase_conv.accelerator_present()):
+        logging.info("Convolution plan: the rule (auto), as tuning does not apply %s.",
+                     "under XLA" if run.options.jit_compile else "on a GPU or TPU")
         plan = "auto"
     if plan == "tuned":
         _tune_convs(gan, run)
@@ -214,10 +216,14 @@ def _conv_plan(gan, run):
 
 
 def _tune_convs(gan, run):
-    """Tunes G's and D's layer shapes at each replica's micro-batch (read from the machine's
-    plan cache when timed before) for the "tuned" formulation."""
-    batch = run.config.batch_size // run.strategy.num_replicas_in_sync // run.options.micro_batches
-    plans = conv_tuning.tune(conv_tuning.model_shapes((gan.generator, gan.discriminator), batch))
+    """Tunes G's and D's layer shapes at each replica's batch and micro-batch (read from the
+    machine's plan cache when timed before) for the "tuned" formulation: with micro-batches,
+    the critic update generates its clips for the whole replica batch before splitting it."""
+    replica_batch = run.config.batch_size // run.strategy.num_replicas_in_sync
+    batches = sorted({replica_batch, replica_batch // run.options.micro_batches})
+    models = (gan.generator, gan.discriminator)
+    plans = conv_tuning.tune([shape for batch in batches
+                              for shape in conv_tuning.model_shapes(models, batch)])
     conv_tuning.adopt(plans)
     if plans:
         matmuls = sum(sum(plan) for plan, _ in plans.values())
