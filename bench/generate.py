@@ -7,10 +7,10 @@ formulation (``auto``: the library's choice per layer, ``standard``: TensorFlow'
 convolutions) with ``export_generator``. Each SavedModel is loaded with plain
 ``tf.saved_model.load`` and its ``serving_default`` signature timed at a fixed batch size, the
 exports taking turns, each keeping its fastest call (so a load from other processes that comes
-and goes slows all of them alike). Then a LiteRT flatbuffer for each ``--tflite_weights`` type and
-``--tflite_batches`` batch is timed in the ``ai-edge-litert`` interpreter on the same z, as
-``generate.py`` runs it. The
-real-time factor is seconds of audio produced per wall-clock second; GFLOP/s counts G's
+and goes slows all of them alike). Then a LiteRT flatbuffer for each ``--tflite_weights`` type
+and ``--tflite_batches`` batch is timed in the ``ai-edge-litert`` interpreter on the same z, as
+``generate.py`` runs it. The real-time factor is seconds of audio produced per wall-clock
+second; GFLOP/s counts G's
 convolutions and dense layer (bench/flops.py) against this machine's fp32 matmul peak, measured
 in the same run. Whether bfloat16 is native on this machine is printed first (where it is
 emulated, the bfloat16 export is slower than float32). The error of every other export is

@@ -66,7 +66,8 @@ def bench_width(model_dim, scratch, driver):
     site = export_web(train_dir, os.path.join(scratch, f"site_d{model_dim}"))
     server = serve(site)
     try:
-        open_ready(driver, f"http://127.0.0.1:{server.server_port}/", FLAGS.backend, FLAGS.timeout_s)
+        open_ready(driver, f"http://127.0.0.1:{server.server_port}/", FLAGS.backend,
+                   FLAGS.timeout_s)
         backend = driver.execute_script("return window.wavegan.backend()")
         return backend, time_morphs(driver)
     finally:
