@@ -200,6 +200,21 @@ def test_a_batched_conditional_flatbuffer_fills_labels_too(tmp_path):
     assert np.abs(model.generate(z, labels=labels) - expected).max() <= FLOAT32_TOLERANCE
 
 
+def test_generation_chunks_are_whole_numbers_of_the_files_batch():
+    sizes = []
+
+    def audio_fn(z):
+        sizes.append(int(z.shape[0]))
+        return np.zeros((z.shape[0], 16, 1), np.float32)
+
+    model = loading.GenerationModel(audio_fn, sample_rate=16000, latent_dim=LATENT_DIM,
+                                    slice_len=16, num_channels=1, source="g.tflite", step=0,
+                                    call_batch=3)
+    audio = model.generate(latent.sample_z(7, LATENT_DIM, 0), batch_size=4)
+    assert audio.shape == (7, 16, 1)
+    assert sizes == [6, 1]  # 4 rounded up to 6; only the last call is partial
+
+
 def test_cli_batch_flag_reaches_the_file_and_a_bad_one_is_named(export_dir, tmp_path, capsys):
     path = str(tmp_path / "g.tflite")
     assert run_generate_main("--model", export_dir, "--tflite", path, "--tflite_batch",

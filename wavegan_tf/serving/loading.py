@@ -60,8 +60,9 @@ class GenerationModel:
     """
 
     def __init__(self, audio_fn, *, sample_rate, latent_dim, slice_len, num_channels, source,
-                 step, class_names=None):
+                 step, class_names=None, call_batch=1):
         self._audio_fn = audio_fn
+        self._call_batch = int(call_batch)
         self.sample_rate = int(sample_rate)
         self.latent_dim = int(latent_dim)
         self.slice_len = int(slice_len)
@@ -89,11 +90,13 @@ class GenerationModel:
 
         A conditional model needs ``labels``: class indices ``[n]``, or one index for all
         clips; an unconditional one takes none. z is fed through G ``batch_size`` rows at a
-        time to bound memory.
+        time to bound memory (rounded up to a whole number of the clips a LiteRT file takes
+        per call, so that only the last call is filled up).
         """
         z = check_z(z, self.latent_dim)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got batch_size={batch_size!r}")
+        batch_size = -(-batch_size // self._call_batch) * self._call_batch
         labels = self._check_labels(labels, len(z))
         batches = []
         for i in range(0, len(z), batch_size):
@@ -174,7 +177,8 @@ def _from_tflite(path):
     return GenerationModel(
         run, sample_rate=metadata["sample_rate"], latent_dim=metadata["latent_dim"],
         slice_len=metadata["slice_len"], num_channels=metadata["num_channels"], source=path,
-        step=metadata["step"], class_names=metadata.get("class_names"))
+        step=metadata["step"], class_names=metadata.get("class_names"),
+        call_batch=metadata.get("batch", 1))
 
 
 def _from_saved_model(path):
