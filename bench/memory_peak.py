@@ -3,7 +3,8 @@
 Builds G, D and the trainer at ``--model_dim`` and ``--batch_size``, runs one training step
 (``--n_critic`` critic updates and one generator update) once to trace it, then runs it again
 under TensorFlow's profiler (host tracer level 3, which records every allocation and release of
-TensorFlow's CPU allocator with the op and shape it was for). Replaying those events gives the
+TensorFlow's CPU allocator with the op and shape it was for; the script sets
+``TF_CPU_ALLOCATOR_USE_BFC=true``, without which only oneDNN builds on Intel CPUs record them). Replaying those events gives the
 live bytes over the step; the script prints the step's live peak, what was alive before it
 (weights, optimizer state, the real batch), and the ``--top`` op/shape groups alive at the
 peak, largest first, with the process's peak resident size (max RSS) beside it. RSS is higher
@@ -25,6 +26,9 @@ import tempfile
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# TensorFlow's CPU allocator records allocations (and the profiler sees them) only as its BFC
+# allocator: the default with oneDNN (Intel CPUs), chosen here for the others (AMD, ARM).
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 from wavegan_tf.cpu.allocator import release_freed_blocks  # noqa: E402
 from wavegan_tf.cli import parse_flags  # noqa: E402  (--help exits 0)
