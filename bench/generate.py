@@ -10,9 +10,8 @@ exports taking turns, each keeping its fastest call (so a load from other proces
 and goes slows all of them alike). Then a LiteRT flatbuffer for each ``--tflite_weights`` type
 and ``--tflite_batches`` batch is timed in the ``ai-edge-litert`` interpreter on the same z, as
 ``generate.py`` runs it. The real-time factor is seconds of audio produced per wall-clock
-second; GFLOP/s counts G's
-convolutions and dense layer (bench/flops.py) against this machine's fp32 matmul peak, measured
-in the same run. Whether bfloat16 is native on this machine is printed first (where it is
+second; GFLOP/s counts G's convolutions and dense layer (bench/flops.py) against this machine's
+fp32 matmul peak, measured in the same run. Whether bfloat16 is native on this machine is printed first (where it is
 emulated, the bfloat16 export is slower than float32). The error of every other export is
 measured against the first one on the same z. Sizes are of the files each export needs (a
 SavedModel folder, a .tflite, the web page's weights.bin). The last line holds ``name=value``

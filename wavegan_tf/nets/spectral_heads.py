@@ -21,14 +21,14 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from wavegan_tf.audio.spectrogram import HOP_LEN, WINDOW_LEN
 from wavegan_tf.nets.leaky_relu import LeakyReLU
 
 # The floor added to the squared magnitude before the log, in dB below the bin of a full-scale
 # sinusoid (whose Hann-windowed magnitude is frame_length / 4).
 DYNAMIC_RANGE_DB = 60.0
 HEAD_LAYERS = 3
-# The spectrogram head: SpecGAN's STFT (wavegan_tf.audio.spectrogram) and D's depth and kernel.
-SPECTROGRAM_FRAME, SPECTROGRAM_HOP = 256, 128
+# The spectrogram head's depth and kernel: SpecGAN D's (its STFT is SpecGAN's too).
 SPECTROGRAM_LAYERS, SPECTROGRAM_KERNEL = 5, 5
 
 
@@ -90,9 +90,9 @@ def spectral_logit(audio, frame_length, model_dim, name):
 def spectrogram_logit(audio, model_dim, name="spectrogram"):
     """The spectrogram head's logit ``[batch, 1]`` for ``audio`` (a Keras tensor of a whole
     number of hops): a 2-D critic on its ``[frames, bins, 1]`` log-magnitude image."""
-    frames = audio.shape[1] // SPECTROGRAM_HOP
-    bins = SPECTROGRAM_FRAME // 2 + 1
-    x = LogMagnitudeSTFT(SPECTROGRAM_FRAME, SPECTROGRAM_HOP, name=f"{name}_stft")(audio)
+    frames = audio.shape[1] // HOP_LEN
+    bins = WINDOW_LEN // 2 + 1
+    x = LogMagnitudeSTFT(WINDOW_LEN, HOP_LEN, name=f"{name}_stft")(audio)
     x = layers.Reshape((frames, bins, 1), name=f"{name}_image")(x)
     for i in range(SPECTROGRAM_LAYERS):
         x = layers.Conv2D(model_dim * 2 ** i, SPECTROGRAM_KERNEL, strides=2, padding="same",
