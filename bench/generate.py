@@ -1,21 +1,20 @@
 """Benchmark: size and generation speed of each export of G: SavedModels (float32 and bfloat16,
 with and without the polyphase convolutions), LiteRT flatbuffers and the web page's weights.
 
-Builds a paper-size generator (d=64 by default; the weights are random, which does not change
-the cost) and exports it at each ``--precisions`` precision with each ``--convs`` convolution
+Builds a paper-size generator (d=64 by default; the weights are random, which does not change the
+cost) and exports it at each ``--precisions`` precision with each ``--convs`` convolution
 formulation (``auto``: the library's choice per layer, ``standard``: TensorFlow's transposed
 convolutions) with ``export_generator``. Each SavedModel is loaded with plain
 ``tf.saved_model.load`` and its ``serving_default`` signature timed at a fixed batch size, the
-exports taking turns, each keeping its fastest call (so a load from other processes that comes
-and goes slows all of them alike). Then a LiteRT flatbuffer for each ``--tflite_weights`` type
-and ``--tflite_batches`` batch is timed in the ``ai-edge-litert`` interpreter on the same z, as
-``generate.py`` runs it. The real-time factor is seconds of audio produced per wall-clock
-second; GFLOP/s counts G's convolutions and dense layer (bench/flops.py) against this machine's
-fp32 matmul peak, measured in the same run. Whether bfloat16 is native on this machine is printed first (where it is
-emulated, the bfloat16 export is slower than float32). The error of every other export is
-measured against the first one on the same z. Sizes are of the files each export needs (a
-SavedModel folder, a .tflite, the web page's weights.bin). The last line holds ``name=value``
-pairs.
+exports taking turns, each keeping its fastest call (so a load from other processes that comes and
+goes slows all of them alike). Then a LiteRT flatbuffer for each ``--tflite_weights`` type and
+``--tflite_batches`` batch is timed in the ``ai-edge-litert`` interpreter on the same z, as
+``generate.py`` runs it. The real-time factor is seconds of audio produced per wall-clock second;
+GFLOP/s counts G's convolutions and dense layer (bench/flops.py) against this machine's fp32 matmul
+peak, measured in the same run. Whether bfloat16 is native on this machine is printed first (where
+it is emulated, the bfloat16 export is slower than float32). The error of every other export is
+measured against the first one on the same z. Sizes are of the files each export needs (a SavedModel
+folder, a .tflite, the web page's weights.bin). The last line holds ``name=value`` pairs.
 
     python bench/generate.py
     python bench/generate.py --model_dim 16 --batches 3 --convs auto --tflite_weights ""

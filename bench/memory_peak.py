@@ -1,16 +1,16 @@
 """Benchmark: which tensors are alive at the memory peak of a WaveGAN training step.
 
 Builds G, D and the trainer at ``--model_dim`` and ``--batch_size``, runs one training step
-(``--n_critic`` critic updates and one generator update) once to trace it, then runs it again
-under TensorFlow's profiler (host tracer level 3, which records every allocation and release of
+(``--n_critic`` critic updates and one generator update) once to trace it, then runs it again under
+TensorFlow's profiler (host tracer level 3, which records every allocation and release of
 TensorFlow's CPU allocator with the op and shape it was for; the script sets
 ``TF_CPU_ALLOCATOR_USE_BFC=true``, without which only oneDNN builds on Intel CPUs record them).
-Replaying those events gives the live bytes over the step; the script prints the step's live peak, what was alive before it
-(weights, optimizer state, the real batch), and the ``--top`` op/shape groups alive at the
-peak, largest first, with the process's peak resident size (max RSS) beside it. RSS is higher
-than the live peak: TensorFlow itself, the step's graph and kernels, and the allocator keeping
-freed memory resident (see the README's Convolution formulations section). The last line holds
-``name=value`` pairs.
+Replaying those events gives the live bytes over the step; the script prints the step's live peak,
+what was alive before it (weights, optimizer state, the real batch), and the ``--top`` op/shape
+groups alive at the peak, largest first, with the process's peak resident size (max RSS) beside it.
+RSS is higher than the live peak: TensorFlow itself, the step's graph and kernels, and the allocator
+keeping freed memory resident (see the README's Convolution formulations section). The last line
+holds ``name=value`` pairs.
 
     python bench/memory_peak.py                               # paper size, d=64, batch 64
     python bench/memory_peak.py --model_dim 16 --batch_size 16 --convs standard
