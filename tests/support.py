@@ -9,12 +9,14 @@ import textwrap
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_bench(script, *flags, timeout=600):
+def run_bench(script, *flags, timeout=600, unset=()):
     """Runs ``python bench/<script> <flags>`` from the repository root with TensorFlow's
-    start-up notices hidden; returns the CompletedProcess (text output captured)."""
+    start-up notices hidden and the environment variables named in ``unset`` removed; returns
+    the CompletedProcess (text output captured)."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run([sys.executable, os.path.join("bench", script), *flags],
                           capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 def free_ports(count):
