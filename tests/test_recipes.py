@@ -17,6 +17,7 @@ from wavegan_tf.eval.learning_curve import variant_configs
 from wavegan_tf.nets.minibatch_std import MinibatchStdDev
 from wavegan_tf.nets.spectral_heads import LogMagnitudeSTFT, check_frame_lengths, log_floor
 from wavegan_tf.training import losses, recipes
+from wavegan_tf.training.checkpoints import checkpoint_number, latest_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATENT = 8
@@ -209,10 +210,12 @@ def test_the_log_floor_is_60_db_below_a_full_scale_sinusoid():
 
 def test_recipe_values_yield_to_given_ones_and_unknown_recipes_are_named():
     fast = recipes.with_recipe("fast", {})
-    assert fast == {"n_critic": 1, "d_learning_rate": 4e-4, "spectral_heads": [256, 1024]}
+    assert fast == {"n_critic": 1, "d_learning_rate": 4e-4, "spectral_heads": [256, 1024],
+                    "upsample": "nearest"}
     assert recipes.with_recipe("fast", {"n_critic": 2})["n_critic"] == 2
     specgan = recipes.with_recipe("fast", {"model": "specgan"})
-    assert "spectral_heads" not in specgan and specgan["model"] == "specgan"
+    assert "spectral_heads" not in specgan and "upsample" not in specgan
+    assert specgan["model"] == "specgan"
     assert recipes.with_recipe("paper", {"seed": 3}) == {"seed": 3}
     GANConfig.for_model(**specgan)
     GANConfig(**fast)
@@ -248,11 +251,43 @@ def test_train_py_recipe_fast_writes_its_settings_and_given_flags_win(tmp_path):
     assert (config["loss"], config["n_critic"], config["d_learning_rate"]) == \
         ("wgan-gp", 1, 0.001)
     assert config["spectral_heads"] == recipes.recipe_values("fast", "wavegan")["spectral_heads"]
-    assert config["spectrogram_head"] is True
+    assert config["spectrogram_head"] is True and config["upsample"] == "nearest"
     refused = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--loss=hinge",
                               f"--data_dir={data}", f"--train_dir={train_dir}", *tiny],
                              capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert refused.returncode == 1 and "loss" in refused.stderr, refused.stderr
+
+
+def test_a_resumed_run_keeps_its_architecture_and_takes_its_models_recipe():
+    saved = GANConfig.for_model("specgan")
+    assert recipes.with_recipe("fast", {}, saved=saved) == {"n_critic": 1,
+                                                             "d_learning_rate": 4e-4}
+    older_fast = GANConfig(upsample="zeros", spectral_heads=[256, 1024])
+    resumed = recipes.with_recipe("fast", {"upsample": "nearest"}, saved=older_fast)
+    assert resumed == {"n_critic": 1, "d_learning_rate": 4e-4, "upsample": "nearest"}
+    assert recipes.with_recipe("paper", {"seed": 2}, saved=older_fast) == {"seed": 2}
+
+
+def test_train_py_resumes_a_run_started_before_the_recipe_changed(tmp_path):
+    data = ensure_demo_dataset(str(tmp_path / "drums"), num_clips=4)
+    train_dir = tmp_path / "run"
+    tiny = ["--model_dim=2", "--batch_size=2", "--latent_dim=8", "--kernel_len=5",
+            "--save_every_steps=1", "--preview_every_steps=0", "--export=false",
+            f"--data_dir={data}", f"--train_dir={train_dir}"]
+    train_py = [sys.executable, os.path.join(ROOT, "train.py")]
+    first = subprocess.run([*train_py, "--recipe=fast", "--upsample=zeros", "--train_steps=1",
+                            *tiny], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = subprocess.run([*train_py, "--recipe=fast", "--train_steps=2", *tiny],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    config = json.loads((train_dir / "config.json").read_text())
+    assert (config["upsample"], config["n_critic"]) == ("zeros", 1)
+    assert checkpoint_number(latest_checkpoint(str(train_dir))) == 2
+    refused = subprocess.run([*train_py, "--recipe=fast", "--upsample=nearest",
+                              "--train_steps=3", *tiny],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert refused.returncode == 1 and "upsample: saved 'zeros'" in refused.stderr
 
 
 def test_feature_matching_adds_the_mean_activation_gap_to_the_generator_loss():

@@ -235,9 +235,10 @@ def main(argv):
     print(f"train_dir: {train_dir}", flush=True)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        result = runs.train(train_dir, recipes.with_recipe(FLAGS.recipe,
-                                                           given_values(CONFIG_FLAGS)),
-                            given_values(OPTION_FLAGS), verbose=1 if sys.stdout.isatty() else 2)
+        config_values = recipes.with_recipe(FLAGS.recipe, given_values(CONFIG_FLAGS),
+                                            saved=settings.saved_config(train_dir))
+        result = runs.train(train_dir, config_values, given_values(OPTION_FLAGS),
+                            verbose=1 if sys.stdout.isatty() else 2)
     except (OSError, ValueError, TrainingDiverged) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

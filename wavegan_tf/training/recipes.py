@@ -6,16 +6,21 @@ page for the measurements behind each value). A recipe only supplies defaults: e
 explicitly (a flag of train.py, a key of the config) wins over it.
 """
 
+from wavegan_tf.training.config import ARCHITECTURE_FIELDS
+
 RECIPES = ("paper", "fast")
 
 # The fast recipe, per model: one critic update per generator step instead of five (WGAN-GP
 # kept), D learning four times as fast as G (TTUR), and for WaveGAN spectral heads beside the
-# waveform critic. In the quality benchmark's 6-minute screen on the digits (d=16, batch 16) it
-# reached IS 1.50-1.71 and FID 1507 where the paper's settings had IS 1.13-1.41 and FID
-# 1675-1832 in 5.5-8.2 minutes. For SpecGAN it reached IS 3.77 / FID 165 in 35 minutes where
-# the paper's settings reached 2.92 / 314; the docs' quality page has every variant measured.
+# waveform critic and nearest-neighbour upsampling in G (the paper's ablation). In the quality
+# benchmark's 6-minute screen on the digits (d=16, batch 16) the first three reached IS
+# 1.50-1.71 and FID 1507 where the paper's settings had IS 1.13-1.41 and FID 1675-1832 in
+# 5.5-8.2 minutes; nearest upsampling then lifted step 2000 from IS 1.67 / FID 672 to 2.18 / 396
+# (IS 2.38 / FID 339 in 40 minutes). For SpecGAN it reached IS 3.77 / FID 165 in 35 minutes
+# where the paper's settings reached 2.92 / 314; the docs' quality page has every variant.
 _FAST = {
-    "wavegan": {"n_critic": 1, "d_learning_rate": 4e-4, "spectral_heads": [256, 1024]},
+    "wavegan": {"n_critic": 1, "d_learning_rate": 4e-4, "spectral_heads": [256, 1024],
+                "upsample": "nearest"},
     "specgan": {"n_critic": 1, "d_learning_rate": 4e-4},
 }
 
@@ -31,10 +36,20 @@ def recipe_values(recipe, model):
             for key, value in _FAST[model].items()}
 
 
-def with_recipe(recipe, given):
+def with_recipe(recipe, given, saved=None):
     """``given`` config values over those of ``recipe`` for the model they name (WaveGAN when
-    they name none)."""
-    return {**recipe_values(recipe, given.get("model", "wavegan")), **given}
+    they name none).
+
+    ``saved`` is the GANConfig of the run being resumed, if any: the recipe is then that of the
+    saved run's model and leaves out the architecture fields, which the run keeps as it was
+    built, so that a run started before the recipe changed still resumes with the same command.
+    Values given explicitly are passed on as they are (and checked against the saved run).
+    """
+    if saved is None:
+        return {**recipe_values(recipe, given.get("model", "wavegan")), **given}
+    values = {key: value for key, value in recipe_values(recipe, saved.model).items()
+              if key not in ARCHITECTURE_FIELDS}
+    return {**values, **given}
 
 
 def describe(recipe):

@@ -152,6 +152,13 @@ def default_data_dir():
     return ensure_demo_dataset(DEMO_DATA_DIR)
 
 
+def saved_config(train_dir):
+    """The GANConfig of the run in ``train_dir``; None where no run was started there."""
+    if not os.path.exists(os.path.join(train_dir, CONFIG_FILENAME)):
+        return None
+    return load_config(train_dir)
+
+
 def resolve_run(train_dir, config_values=None, option_values=None):
     """The (config, options) of a run in ``train_dir`` with the given values applied.
 
@@ -162,11 +169,11 @@ def resolve_run(train_dir, config_values=None, option_values=None):
     """
     config_values = dict(config_values or {})
     option_values = dict(option_values or {})
-    if not os.path.exists(os.path.join(train_dir, CONFIG_FILENAME)):
+    saved = saved_config(train_dir)
+    if saved is None:
         model = config_values.get("model", GANConfig.model)
         return (_replace(GANConfig.for_model(model), config_values, source="config"),
                 _replace(TrainingOptions(), option_values, source="options"))
-    saved = load_config(train_dir)
     conflicts = [f"{name}: saved {getattr(saved, name)!r}, given {value!r}"
                  for name, value in sorted(config_values.items())
                  if name in FIXED_ON_RESUME and value != getattr(saved, name)]
